@@ -1,0 +1,1 @@
+"""Small real components shared by the tests (spawners, servers)."""
