@@ -171,11 +171,11 @@ def _step_of(key: str) -> Fraction | None:
 
 
 _STEP = {
-    "gpu": (Fraction(1), "whole GPUs"),
-    "cpur": (Fraction(1, 1000), "whole millicores (0.001 cores)"),
-    "cpul": (Fraction(1, 1000), "whole millicores (0.001 cores)"),
-    "memr": (Fraction(1, 1024), "whole MiB (1 GB = 1024 MiB)"),
-    "meml": (Fraction(1, 1024), "whole MiB (1 GB = 1024 MiB)"),
+    "gpu": (Fraction(1), "steps of 1 GPU"),
+    "cpur": (Fraction(1, 1000), "steps of 0.001 cores (1 millicore)"),
+    "cpul": (Fraction(1, 1000), "steps of 0.001 cores (1 millicore)"),
+    "memr": (Fraction(1, 1024), "steps of 1/1024 GB (1 MiB)"),
+    "meml": (Fraction(1, 1024), "steps of 1/1024 GB (1 MiB)"),
 }
 
 
@@ -192,7 +192,7 @@ def _check_value(key: str, value, where: str) -> None:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{where} must be a finite number of 0 or more, not {value}")
     if not _on_step(key, value):
-        raise ValueError(f"{where}={value} must come to {_STEP[key][1]}")
+        raise ValueError(f"{where}={value} must be in {_STEP[key][1]}")
 
 
 def _policy_section(data: Mapping, section: str, base: Resources) -> Resources:
@@ -392,9 +392,7 @@ def _check_range(key: str, value: Fraction, text: str, policy, fail) -> None:
         low = math.floor(value)
         fail(f"{shown}: GPUs come whole; write gpu={low} or gpu={low + 1}")
     if not _on_step(key, value):
-        fail(
-            f"{shown}: must come to {_STEP[key][1]}; write {_suggest_step(key, value)}"
-        )
+        fail(f"{shown}: must be in {_STEP[key][1]}; write {_suggest_step(key, value)}")
     maximum = getattr(policy.maxima, key)
     if value > Fraction(maximum):
         if key == "gpu" and maximum == 0:

@@ -1,0 +1,154 @@
+"""The `hubext` command line, for repo authors and admins.
+
+`hubext resources check [PATH] [--policy FILE] [--json]` checks a
+`.resources` file exactly as the hub will at launch. Exit status: 0 the file
+is usable (or missing: the defaults apply), 1 the file is invalid, 2 the
+check could not run (bad policy file, unreadable path, bad arguments).
+
+Subcommands are registered in `build_parser`; each is a function taking the
+parsed arguments and returning the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from hubext import __version__
+from hubext.resources import (
+    KEYS,
+    ResourceFileError,
+    ResourcePolicy,
+    format_number,
+    parse_resources,
+)
+
+EXIT_OK, EXIT_INVALID, EXIT_CANNOT_CHECK = 0, 1, 2
+
+_DESCRIBE = {
+    "gpu": "GPUs",
+    "cpur": "CPU request, cores",
+    "cpul": "CPU limit, cores",
+    "memr": "RAM request, GB (1 GB = 1024**3 bytes)",
+    "meml": "RAM limit, GB (1 GB = 1024**3 bytes)",
+}
+
+
+class CannotCheck(Exception):
+    """The check could not run at all; the message says why (exit 2)."""
+
+
+def load_policy(path: str | None) -> ResourcePolicy:
+    """The site policy from a YAML file, or the built-in one without a file."""
+    if path is None:
+        return ResourcePolicy()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CannotCheck(f"{path}: cannot read the policy file: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise CannotCheck(f"{path}: the policy file is not valid YAML: {e}") from None
+    try:
+        return ResourcePolicy.from_dict(data)
+    except ValueError as e:
+        raise CannotCheck(f"{path}: {e}") from None
+
+
+def _read_limited(path: Path, limit: int) -> bytes | None:
+    """Read at most limit+1 bytes, enough for the parser to see a file is too big."""
+    try:
+        with path.open("rb") as f:
+            return f.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise CannotCheck(f"{path}: cannot read the file: {e.strerror}") from None
+
+
+def resources_check(args: argparse.Namespace) -> int:
+    """`hubext resources check`: print the effective values or the first problem."""
+    policy = load_policy(args.policy)
+    name = args.path
+    if Path(name).is_dir():
+        name = str(Path(name) / ".resources")
+    data = _read_limited(Path(name), policy.max_file_bytes)
+    try:
+        resources = parse_resources(data, policy, filename=name)
+    except ResourceFileError as e:
+        where = f"{name}:{e.line}" if e.line else name
+        print(f"{where}: {e.reason}", file=sys.stderr)
+        return EXIT_INVALID
+    if data is None:
+        print(f"{name}: no such file; the site defaults apply", file=sys.stderr)
+    if args.json:
+        print(json.dumps(resources.as_dict()))
+        return EXIT_OK
+    if data is not None:
+        print(f"{name}: valid")
+    values = resources.as_dict()
+    for key in KEYS:
+        print(f"{key:<4} = {format_number(values[key]):<6} # {_DESCRIBE[key]}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; add a subcommand with its own `set_defaults(run=...)`."""
+    parser = argparse.ArgumentParser(
+        prog="hubext", description="Tools for hubext users and admins."
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(
+        title="commands", metavar="COMMAND", dest="command", required=True
+    )
+
+    resources = commands.add_parser(
+        "resources",
+        help="work with .resources files",
+        description="Work with .resources files.",
+    )
+    actions = resources.add_subparsers(
+        title="actions", metavar="ACTION", dest="action", required=True
+    )
+    check = actions.add_parser(
+        "check",
+        help="check a .resources file and print the effective resources",
+        description="Check a .resources file as the hub will at launch.",
+        epilog="Exit status: 0 usable or missing, 1 invalid, 2 could not check.",
+    )
+    check.add_argument(
+        "path",
+        nargs="?",
+        default=".resources",
+        metavar="PATH",
+        help="the file, or a repository directory holding it (default: .resources)",
+    )
+    check.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="YAML site policy: {defaults: {...}, maxima: {...}} (default: built in)",
+    )
+    check.add_argument(
+        "--json", action="store_true", help="print the values as one JSON object"
+    )
+    check.set_defaults(run=resources_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hubext` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CannotCheck as e:
+        print(f"hubext: {e}", file=sys.stderr)
+        return EXIT_CANNOT_CHECK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
