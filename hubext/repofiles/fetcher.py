@@ -1,0 +1,277 @@
+"""`RepoFileFetcher`: the one object the spawner asks for a repository file.
+
+It checks the launch against the admin's allowlist before any connection,
+picks the host's provider, and keeps a bounded cache keyed by
+(host, repo, commit, path). A commit never changes, so an answer (including
+"no such file") stays valid; errors are not cached. Concurrent launches of
+the same commit wait on one shared upstream request.
+"""
+
+import asyncio
+from collections import OrderedDict
+from posixpath import normpath
+from urllib.parse import urlsplit
+
+from traitlets import (
+    CaselessStrEnum,
+    Dict,
+    Float,
+    Instance,
+    Int,
+    TraitError,
+    Unicode,
+    default,
+    validate,
+)
+from traitlets.config import LoggingConfigurable
+
+from .errors import RepoFileError
+from .gitcli import GitHost
+from .launch import LaunchRef, parse_launch
+from .providers import GitHubHost, GitLabHost, RepoHost, short
+
+HOST_KINDS = {"github": GitHubHost, "gitlab": GitLabHost, "git": GitHost}
+
+#: Which host kinds may serve each kind of launch. Every GitHub or GitLab
+#: host also speaks git, so a generic git launch may name one.
+SERVES = {
+    "github": {"github"},
+    "gitlab": {"gitlab"},
+    "git": {"git", "github", "gitlab"},
+}
+
+HOST_KEYS = {"provider", "api_url", "allow_http", "username"}
+
+
+def _check_entry(name: str, entry) -> None:
+    """Raise `TraitError` naming the entry of ``hosts`` that is wrong."""
+    where = f"c.RepoFileFetcher.hosts[{name!r}]"
+    if not isinstance(entry, dict):
+        raise TraitError(f"{where} must be a dict such as {{'provider': 'github'}}")
+    unknown = set(entry) - HOST_KEYS
+    if unknown:
+        raise TraitError(
+            f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(HOST_KEYS)}"
+        )
+    if entry.get("provider") not in HOST_KINDS:
+        raise TraitError(
+            f"{where}['provider'] must be one of {sorted(HOST_KINDS)}, "
+            f"not {entry.get('provider')!r}"
+        )
+    api_url = entry.get("api_url")
+    if api_url is not None and urlsplit(str(api_url)).scheme not in ("http", "https"):
+        raise TraitError(f"{where}['api_url'] must be an http(s) URL, not {api_url!r}")
+    if name != name.lower() or "/" in name or not name:
+        raise TraitError(
+            f"c.RepoFileFetcher.hosts key {name!r} must be a lower-case host "
+            "name, or host:port, such as 'gitlab.example.edu'"
+        )
+
+
+def _check_path(path: str) -> str:
+    """A clean repository-relative path, or ValueError."""
+    clean = normpath(path) if path else ""
+    if not clean or clean.startswith(("/", "../")) or clean in (".", ".."):
+        raise ValueError(f"repository file path must be relative, not {path!r}")
+    return clean
+
+
+class RepoFileFetcher(LoggingConfigurable):
+    """Read one file from the launched repository at the launched commit."""
+
+    hosts = Dict(
+        config=True,
+        help="""Repository hosts hubext may read files from, and how.
+
+        Keys are host names as they appear in repository URLs (with
+        ``:port`` when the URL has one); values are dicts with
+        ``provider`` ("github", "gitlab" or "git"), optional ``api_url``
+        (default https://api.github.com for github.com,
+        https://HOST/api/v3 for other GitHub hosts, https://HOST for
+        GitLab), optional ``allow_http`` (plain http, default False) and,
+        for git, optional ``username`` sent with the token. A launch from
+        any other host fails without connecting anywhere. Default: only
+        github.com.
+
+        c.RepoFileFetcher.hosts = {
+            "github.com": {"provider": "github"},
+            "gitlab.example.edu": {"provider": "gitlab"},
+            "git.example.edu": {"provider": "git"},
+        }
+        """,
+    )
+
+    @default("hosts")
+    def _default_hosts(self):
+        return {"github.com": {"provider": "github"}}
+
+    @validate("hosts")
+    def _validate_hosts(self, proposal):
+        for name, entry in proposal.value.items():
+            _check_entry(name, entry)
+        return proposal.value
+
+    tokens = Dict(
+        value_trait=Unicode(),
+        config=True,
+        help="""Access tokens by host (the keys of ``hosts``), for private
+        repositories and higher API rate limits. Sent only to that host;
+        never logged or shown. GitHub: a fine-grained token with read access
+        to contents; GitLab: a token with ``read_api`` (or ``read_repository``
+        for git). Default: none.
+
+        c.RepoFileFetcher.tokens = {"gitlab.example.edu": "glpat-..."}
+        """,
+    )
+
+    timeout = Float(
+        10.0,
+        config=True,
+        help="""Seconds to wait for a host before the launch fails (or falls
+        back to the defaults, see ``on_error``). Default: 10.
+
+        c.RepoFileFetcher.timeout = 5
+        """,
+    )
+
+    max_bytes = Int(
+        65536,
+        config=True,
+        help="""Largest file read, in bytes; a larger one is an error for
+        the user, and the download stops once the size is passed.
+        Default: 65536.
+
+        c.RepoFileFetcher.max_bytes = 16384
+        """,
+    )
+
+    @validate("timeout", "max_bytes")
+    def _validate_positive(self, proposal):
+        if proposal.value <= 0:
+            name = proposal.trait.name
+            raise TraitError(f"c.RepoFileFetcher.{name} must be positive")
+        return proposal.value
+
+    on_error = CaselessStrEnum(
+        ["fail", "defaults"],
+        "fail",
+        config=True,
+        help="""What a failure to read the file (host down, timeout,
+        private repository, disallowed host...) does to the launch: "fail"
+        shows the user why; "defaults" logs a warning and launches with the
+        site defaults, as if the file were absent. Default: "fail".
+
+        c.RepoFileFetcher.on_error = "defaults"
+        """,
+    )
+
+    cache_size = Int(
+        1024,
+        config=True,
+        help="""How many (host, repo, commit, path) answers to keep, least
+        recently used dropped first; 0 turns the cache off. Default: 1024.
+
+        c.RepoFileFetcher.cache_size = 4096
+        """,
+    )
+
+    _cache = Instance(OrderedDict, args=())
+    _inflight = Dict()
+
+    async def fetch(self, user_options: dict, path: str = ".resources") -> bytes | None:
+        """The file's bytes at the launched commit, or None if it has none.
+
+        Raises `RepoFileError` for any other failure, unless ``on_error`` is
+        "defaults" (then: a warning and None).
+        """
+        path = _check_path(path)
+        try:
+            return await self._fetch(user_options, path)
+        except RepoFileError as e:
+            if self.on_error != "defaults":
+                raise
+            fields = {k: v for k, v in e.fields.items() if k != "stderr"}
+            self.log.warning("Using the defaults: %s %s", e.message, fields)
+            return None
+
+    def host_for(self, ref: LaunchRef) -> RepoHost:
+        """A provider for ``ref``'s host, or an error if it is not allowed."""
+        entry = self.hosts.get(ref.host)
+        if entry is None:
+            raise RepoFileError(
+                f"hubext does not read files from {ref.host or 'this host'}, so "
+                f"it cannot see the {ref.repo} repository's settings. Hub admins "
+                f"can allow the host in c.RepoFileFetcher.hosts.",
+                host=ref.host,
+                repo=ref.repo,
+            )
+        kind = entry["provider"]
+        if kind not in SERVES[ref.provider]:
+            raise RepoFileError(
+                f"{ref.host} is configured as a {kind} host, but this is a "
+                f"{ref.provider} launch. Hub admins: fix its provider in "
+                "c.RepoFileFetcher.hosts.",
+                host=ref.host,
+            )
+        cls = GitHost if ref.provider == "git" else HOST_KINDS[kind]
+        return cls(
+            parent=self,
+            host=ref.host,
+            api_url=entry.get("api_url") or "",
+            allow_http=bool(entry.get("allow_http", False)),
+            token=self.tokens.get(ref.host, ""),
+            timeout=self.timeout,
+            max_bytes=self.max_bytes,
+            **({"username": entry["username"]} if "username" in entry else {}),
+        )
+
+    async def _fetch(self, user_options, path) -> bytes | None:
+        ref = parse_launch(user_options)
+        host = self.host_for(ref)
+        key = (ref.host, ref.repo, ref.commit, path)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._upstream(host, ref, path, key))
+            self._inflight[key] = task
+            task.add_done_callback(self._forget(key))
+        # shield: one waiter giving up must not cancel the others' request
+        return await asyncio.shield(task)
+
+    def _forget(self, key):
+        def done(task):
+            self._inflight.pop(key, None)
+            if not task.cancelled():
+                task.exception()  # retrieved by the waiters; silence asyncio
+
+        return done
+
+    async def _upstream(self, host: RepoHost, ref: LaunchRef, path, key):
+        """The one real request for ``key``; stores the answer in the cache."""
+        try:
+            data = await asyncio.wait_for(host.fetch_file(ref, path), self.timeout)
+        except asyncio.TimeoutError:
+            raise host.error(
+                f"{ref.host} did not answer within {self.timeout:g} seconds "
+                f"while reading {host.where(ref, path)}. Try launching again "
+                "in a few minutes.",
+                ref,
+                path,
+            ) from None
+        if data is not None and len(data) > self.max_bytes:
+            raise host.too_large(ref, path, len(data))
+        self.log.info(
+            "%s %s in %s at %s on %s",
+            "Read" if data is not None else "No",
+            path,
+            ref.repo,
+            short(ref.commit),
+            ref.host,
+        )
+        if self.cache_size > 0:
+            self._cache[key] = data
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return data
