@@ -1,0 +1,470 @@
+"""A test kubelet: runs each pod as a real `jupyterhub-singleuser`.
+
+No container runtime is available here, and hubext's pods all run the
+single-user notebook server, so this kubelet starts that server from the
+local virtualenv instead of the pod's image. Each pod gets its own loopback
+address 127.0.0.N (N >= 2) and the port its container declares, its
+environment (with simple `valueFrom` references resolved), and a temporary
+working and home directory. Once the server listens, the pod's status
+becomes Running and Ready with that address as `podIP`; a deleted pod's
+process is stopped and the deletion completed (grace period 0).
+
+It also stands in for the few controller duties the tests rely on: a
+`default` ServiceAccount in every namespace (the ServiceAccount admission
+plugin requires it), finishing namespace deletion, and marking PVCs Bound.
+It only ever binds to or connects to 127.0.0.0/8 addresses.
+"""
+
+import asyncio
+import base64
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kubernetes_asyncio import client, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from . import podspec
+from .net import is_loopback, port_is_free
+from .proc import die_with_parent
+
+log = logging.getLogger("devstack.kubelet")
+
+NODE_NAME = "hubext-dev-node"
+HOST_IP = "127.0.0.1"
+READY_TIMEOUT = 60
+# Kinds removed from a namespace before its deletion is finished.
+_NAMESPACED_KINDS = (
+    "pod",
+    "service",
+    "persistent_volume_claim",
+    "secret",
+    "config_map",
+    "service_account",
+    "event",
+)
+
+
+def default_singleuser() -> str:
+    """`jupyterhub-singleuser` next to this Python, else from PATH."""
+    beside = Path(sys.executable).parent / "jupyterhub-singleuser"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("jupyterhub-singleuser") or "jupyterhub-singleuser"
+
+
+@dataclass
+class PodProcess:
+    """The process standing in for one pod."""
+
+    namespace: str
+    name: str
+    ip: str
+    port: int
+    workdir: Path
+    proc: asyncio.subprocess.Process | None = None
+    task: asyncio.Task | None = field(default=None, repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "singleuser.log"
+
+
+class TestKubelet:
+    """Watch pods (all namespaces, or one) and run them on loopback."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        namespace: str | None = None,
+        singleuser: str | None = None,
+    ):
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.singleuser = singleuser or default_singleuser()
+        self.workdir = Path(tempfile.mkdtemp(prefix="hubext-kubelet-"))
+        self.pods: dict[str, PodProcess] = {}  # by pod uid
+        self._done: set[str] = set()  # uids finished or given up on
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        """Register the node and start watching."""
+        await self._register_node()
+        watches = [(self._pods_list(), self._on_pod), (self._pvcs_list(), self._on_pvc)]
+        if self.namespace is None:
+            watches.append((self.core.list_namespace, self._on_namespace))
+        for func, handler in watches:
+            self._tasks.append(asyncio.create_task(self._watch(func, handler)))
+
+    async def stop(self) -> None:
+        """Stop watching and kill every process this kubelet started."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await asyncio.gather(*(self._kill(p) for p in list(self.pods.values())))
+        self.pods.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def find(self, namespace: str, name: str) -> PodProcess | None:
+        """The process of a pod, if this kubelet runs it."""
+        for pod in self.pods.values():
+            if (pod.namespace, pod.name) == (namespace, name):
+                return pod
+        return None
+
+    def _pods_list(self):
+        if self.namespace:
+            return lambda **kw: self.core.list_namespaced_pod(self.namespace, **kw)
+        return self.core.list_pod_for_all_namespaces
+
+    def _pvcs_list(self):
+        if self.namespace:
+            return lambda **kw: self.core.list_namespaced_persistent_volume_claim(
+                self.namespace, **kw
+            )
+        return self.core.list_persistent_volume_claim_for_all_namespaces
+
+    async def _watch(self, list_func, handler) -> None:
+        """Follow one kind forever, surviving timeouts and expired versions.
+
+        A watch without a resource version first replays every existing
+        object as ADDED, so a restart re-reads the world; handlers are
+        idempotent.
+        """
+        version = ""
+        while True:
+            try:
+                async with watch.Watch().stream(
+                    list_func, resource_version=version, timeout_seconds=300
+                ) as stream:
+                    async for event in stream:
+                        obj = event["raw_object"]
+                        version = obj["metadata"].get("resourceVersion", version)
+                        await self._safely(handler, event["type"], obj)
+            except asyncio.CancelledError:
+                raise
+            except ApiException as e:
+                if e.status == 410:
+                    version = ""
+                else:
+                    log.warning("watch failed (%s), retrying", e)
+                    await asyncio.sleep(1)
+            except Exception as e:  # connection reset, apiserver restart
+                log.warning("watch interrupted (%s), retrying", e)
+                await asyncio.sleep(1)
+
+    async def _safely(self, handler, kind: str, obj: dict) -> None:
+        try:
+            await handler(kind, obj)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            meta = obj.get("metadata", {})
+            log.exception(
+                "handling %s %s/%s failed",
+                kind,
+                meta.get("namespace"),
+                meta.get("name"),
+            )
+
+    async def _register_node(self) -> None:
+        """A Node object, so pods can be bound and report a hostIP."""
+        body = {
+            "metadata": {
+                "name": NODE_NAME,
+                "labels": {"kubernetes.io/hostname": NODE_NAME},
+            }
+        }
+        try:
+            await self.core.create_node(body)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+        stamp = podspec.now()
+        status = {
+            "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": HOST_IP},
+                    {"type": "Hostname", "address": NODE_NAME},
+                ],
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "hubext test kubelet",
+                        "lastHeartbeatTime": stamp,
+                        "lastTransitionTime": stamp,
+                    }
+                ],
+            }
+        }
+        await self.core.patch_node_status(NODE_NAME, status)
+
+    # -- pods ------------------------------------------------------------
+
+    async def _on_pod(self, kind: str, pod: dict) -> None:
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        if kind == "DELETED":
+            running = self.pods.pop(uid, None)
+            if running:
+                await self._kill(running)
+            self._done.discard(uid)
+            return
+        if meta.get("deletionTimestamp"):
+            await self._finish_deletion(pod)
+            return
+        if uid in self.pods or uid in self._done:
+            return
+        node = pod["spec"].get("nodeName")
+        phase = (pod.get("status") or {}).get("phase", "Pending")
+        if (node and node != NODE_NAME) or phase != "Pending":
+            self._done.add(uid)  # another node's, or handled before a restart
+            return
+        running = self._allocate(pod)
+        self.pods[uid] = running
+        running.task = asyncio.create_task(self._run_pod(pod, running))
+
+    def _allocate(self, pod: dict) -> PodProcess:
+        """Pick 127.0.0.N (N >= 2) not used by us and free on the pod's port."""
+        port = podspec.container_port(podspec.main_container(pod))
+        used = {p.ip for p in self.pods.values()}
+        for third in range(0, 256):
+            for fourth in range(2 if third == 0 else 1, 255):
+                ip = f"127.0.{third}.{fourth}"
+                if ip not in used and port_is_free(ip, port):
+                    meta = pod["metadata"]
+                    workdir = self.workdir / meta["uid"]
+                    workdir.mkdir(parents=True)
+                    return PodProcess(
+                        meta["namespace"], meta["name"], ip, port, workdir
+                    )
+        raise RuntimeError(f"no free loopback address for port {port}")
+
+    async def _run_pod(self, pod: dict, running: PodProcess) -> None:
+        """Bind the pod, start its server, and report Running or Failed."""
+        meta = pod["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        if not pod["spec"].get("nodeName"):
+            await self._bind(ns, name)
+        try:
+            await self._start_process(pod, running)
+            ready = await self._wait_listening(running)
+        except (OSError, ValueError) as e:
+            await self._report_failed(ns, name, pod, 127, str(e))
+            return
+        if ready:
+            status = podspec.running_status(pod, running.ip, HOST_IP, running.proc.pid)
+            await self._patch_status(ns, name, status)
+            log.info("pod %s/%s running at %s:%s", ns, name, running.ip, running.port)
+        else:
+            code = running.proc.returncode
+            tail = _tail(running.log_path)
+            await self._report_failed(ns, name, pod, code or 1, tail)
+
+    async def _bind(self, namespace: str, name: str) -> None:
+        """Assign the pod to our node, as the scheduler would."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": NODE_NAME},
+        }
+        await self.core.create_namespaced_pod_binding(
+            name, namespace, body, _preload_content=False
+        )
+
+    async def _start_process(self, pod: dict, running: PodProcess) -> None:
+        container = podspec.main_container(pod)
+        env = podspec.resolve_env(
+            pod,
+            container,
+            running.ip,
+            HOST_IP,
+            await self._lookup_for(running.namespace),
+        )
+        if "JUPYTERHUB_SERVICE_URL" in env:
+            env["JUPYTERHUB_SERVICE_URL"] = podspec.rebind_service_url(
+                env["JUPYTERHUB_SERVICE_URL"], running.ip, running.port
+            )
+        _check_loopback_urls(env)
+        home = running.workdir / "home"
+        home.mkdir()
+        base = {k: os.environ[k] for k in ("PATH", "LANG", "TZ") if k in os.environ}
+        base.update(
+            HOME=str(home),
+            USER=env.get("JUPYTERHUB_USER", "jovyan"),
+            JUPYTER_PLATFORM_DIRS="1",
+        )
+        args = podspec.singleuser_args(container, running.ip, running.port)
+        with open(running.log_path, "ab") as out:
+            running.proc = await asyncio.create_subprocess_exec(
+                self.singleuser,
+                *args,
+                cwd=home,
+                env={**base, **env},
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+
+    async def _lookup_for(self, namespace: str):
+        """A synchronous Secret/ConfigMap lookup, prefetched for one pod."""
+        cache: dict[tuple[str, str], dict] = {}
+        secrets = await self.core.list_namespaced_secret(namespace)
+        for s in secrets.items:
+            data = {k: base64.b64decode(v).decode() for k, v in (s.data or {}).items()}
+            cache[("secret", s.metadata.name)] = data
+        maps = await self.core.list_namespaced_config_map(namespace)
+        for m in maps.items:
+            cache[("configmap", m.metadata.name)] = dict(m.data or {})
+        return lambda kind, name, key: cache.get((kind, name), {}).get(key)
+
+    async def _wait_listening(self, running: PodProcess) -> bool:
+        """Poll the pod's address until it accepts connections or dies."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT
+        while loop.time() < deadline and running.proc.returncode is None:
+            try:
+                _, writer = await asyncio.open_connection(running.ip, running.port)
+                writer.close()
+                return True
+            except OSError:
+                await asyncio.sleep(0.1)
+        return False
+
+    async def _report_failed(self, ns, name, pod, code: int, message: str) -> None:
+        log.warning("pod %s/%s failed: %s", ns, name, message)
+        await self._patch_status(ns, name, podspec.failed_status(pod, code, message))
+
+    async def _patch_status(self, namespace: str, name: str, status: dict) -> None:
+        try:
+            await self.core.patch_namespaced_pod_status(
+                name, namespace, {"status": status}
+            )
+        except ApiException as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report
+                raise
+
+    async def _finish_deletion(self, pod: dict) -> None:
+        """Stop the process, then remove the pod object for good."""
+        meta = pod["metadata"]
+        running = self.pods.pop(meta["uid"], None)
+        if running:
+            await self._kill(running)
+        self._done.add(meta["uid"])
+        body = {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}}
+        try:
+            await self.core.delete_namespaced_pod(
+                meta["name"], meta["namespace"], body=body
+            )
+        except ApiException as e:
+            if e.status not in (404, 409):
+                raise
+
+    async def _kill(self, running: PodProcess) -> None:
+        if running.task and not running.task.done():
+            running.task.cancel()
+            await asyncio.gather(running.task, return_exceptions=True)
+        proc = running.proc
+        if proc and proc.returncode is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except asyncio.TimeoutError:
+                _signal_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        shutil.rmtree(running.workdir, ignore_errors=True)
+
+    # -- namespaces and volumes -----------------------------------------
+
+    async def _on_namespace(self, kind: str, ns: dict) -> None:
+        """Give each namespace its `default` ServiceAccount; finish deletions."""
+        name = ns["metadata"]["name"]
+        if kind == "DELETED":
+            return
+        if ns["metadata"].get("deletionTimestamp"):
+            await self._empty_namespace(name)
+            body = {"metadata": {"name": name}, "spec": {"finalizers": []}}
+            await self.core.replace_namespace_finalize(name, body)
+            return
+        try:
+            await self.core.create_namespaced_service_account(
+                name, {"metadata": {"name": "default"}}
+            )
+        except ApiException as e:
+            if e.status not in (409, 403):  # exists, or namespace terminating
+                raise
+
+    async def _empty_namespace(self, namespace: str) -> None:
+        """Remove what the namespace controller would, before finalizing."""
+        for running in [p for p in self.pods.values() if p.namespace == namespace]:
+            await self._kill(running)
+        for kind in _NAMESPACED_KINDS:
+            delete = getattr(self.core, f"delete_collection_namespaced_{kind}")
+            await delete(namespace, grace_period_seconds=0)
+
+    async def _on_pvc(self, kind: str, pvc: dict) -> None:
+        """Mark new claims Bound: there is no provisioner to do it."""
+        status = pvc.get("status") or {}
+        if kind == "DELETED" or status.get("phase") == "Bound":
+            return
+        meta = pvc["metadata"]
+        spec = pvc.get("spec") or {}
+        body = {
+            "status": {
+                "phase": "Bound",
+                "accessModes": spec.get("accessModes", []),
+                "capacity": (spec.get("resources") or {}).get("requests", {}),
+            }
+        }
+        try:
+            await self.core.patch_namespaced_persistent_volume_claim_status(
+                meta["name"], meta["namespace"], body
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+
+def _check_loopback_urls(env: dict) -> None:
+    """Refuse to start a server that would talk to a non-loopback hub."""
+    for key in (
+        "JUPYTERHUB_API_URL",
+        "JUPYTERHUB_SERVICE_URL",
+        "JUPYTERHUB_ACTIVITY_URL",
+    ):
+        host = urlsplit(env.get(key, "")).hostname
+        if host and host != "localhost" and not is_loopback(host):
+            raise ValueError(
+                f"{key}={env[key]} is not a loopback address; the test kubelet "
+                "only runs servers that talk to 127.0.0.0/8. Set the hub's "
+                "`c.JupyterHub.hub_connect_ip = '127.0.0.1'`."
+            )
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no output)"

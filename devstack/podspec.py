@@ -1,0 +1,194 @@
+"""Pure functions turning a pod into a local process and back into status.
+
+The test kubelet reads a pod that a spawner created and runs the real
+`jupyterhub-singleuser` in its place. What to run, with which environment,
+and what status to report are decided here, without I/O, so they can be
+tested against literal pods.
+"""
+
+import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_PORT = 8888
+
+
+def now() -> str:
+    """The current time in the RFC 3339 form Kubernetes uses."""
+    return (
+        datetime.datetime.now(datetime.timezone.utc)
+        .replace(microsecond=0)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+
+
+def main_container(pod: dict) -> dict:
+    """The container serving the notebook: `notebook-port` or the first."""
+    containers = pod["spec"]["containers"]
+    for container in containers:
+        for port in container.get("ports") or []:
+            if port.get("name") == "notebook-port":
+                return container
+    return containers[0]
+
+
+def container_port(container: dict) -> int:
+    """The port the pod says it serves on (KubeSpawner's `notebook-port`)."""
+    ports = container.get("ports") or []
+    for port in ports:
+        if port.get("name") == "notebook-port":
+            return int(port["containerPort"])
+    return int(ports[0]["containerPort"]) if ports else DEFAULT_PORT
+
+
+def field_value(pod: dict, path: str, pod_ip: str, host_ip: str) -> str:
+    """Resolve an env `fieldRef` the way the kubelet does, for common paths."""
+    meta = pod["metadata"]
+    values = {
+        "metadata.name": meta.get("name", ""),
+        "metadata.namespace": meta.get("namespace", ""),
+        "metadata.uid": meta.get("uid", ""),
+        "spec.nodeName": pod["spec"].get("nodeName", ""),
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
+        "status.podIP": pod_ip,
+        "status.hostIP": host_ip,
+    }
+    if path.startswith("metadata.labels['"):
+        return (meta.get("labels") or {}).get(path[17:-2], "")
+    if path.startswith("metadata.annotations['"):
+        return (meta.get("annotations") or {}).get(path[22:-2], "")
+    return values.get(path, "")
+
+
+def resolve_env(pod, container, pod_ip, host_ip, lookup) -> dict[str, str]:
+    """The container's environment as a dict.
+
+    `lookup(kind, name, key)` fetches a Secret or ConfigMap value (`kind` is
+    "secret" or "configmap") and returns None if it is missing; an optional
+    reference that is missing is skipped, like the real kubelet does.
+    """
+    env: dict[str, str] = {}
+    for var in container.get("env") or []:
+        if "valueFrom" not in var:
+            env[var["name"]] = _expand(var.get("value", ""), env)
+            continue
+        source = var["valueFrom"]
+        value = None
+        if "fieldRef" in source:
+            value = field_value(pod, source["fieldRef"]["fieldPath"], pod_ip, host_ip)
+        elif "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            value = lookup("secret", ref["name"], ref["key"])
+        elif "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            value = lookup("configmap", ref["name"], ref["key"])
+        if value is not None:
+            env[var["name"]] = value
+    return env
+
+
+def _expand(value: str, env: dict) -> str:
+    """Kubernetes' `$(VAR)` expansion of earlier variables."""
+    for name, val in env.items():
+        value = value.replace(f"$({name})", val)
+    return value
+
+
+def rebind_service_url(url: str, ip: str, port: int) -> str:
+    """JUPYTERHUB_SERVICE_URL with its host replaced by the pod's address."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{ip}:{port}"))
+
+
+def singleuser_args(container: dict, ip: str, port: int) -> list[str]:
+    """Options for `jupyterhub-singleuser`, bound to `ip:port`.
+
+    The image's program is replaced by the local one, so only the `--`
+    options of the container's command and args are kept; the spawner's own
+    `--ip`/`--port` (usually 0.0.0.0:8888) give way to the loopback address.
+    """
+    words = list(container.get("command") or []) + list(container.get("args") or [])
+    kept = [
+        w for w in words if w.startswith("--") and not w.startswith(("--ip", "--port"))
+    ]
+    return kept + [f"--ip={ip}", f"--port={port}"]
+
+
+def running_status(pod: dict, ip: str, host_ip: str, pid: int) -> dict:
+    """Pod status for a process that serves: Running and Ready at `ip`."""
+    stamp = now()
+    spec = pod["spec"]
+    conditions = [
+        {"type": t, "status": "True", "lastTransitionTime": stamp}
+        for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+    ]
+    return {
+        "phase": "Running",
+        "conditions": conditions,
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "startTime": stamp,
+        "initContainerStatuses": [
+            _container_status(
+                c,
+                False,
+                {
+                    "terminated": {
+                        "exitCode": 0,
+                        "reason": "Completed",
+                        "startedAt": stamp,
+                        "finishedAt": stamp,
+                    }
+                },
+            )
+            for c in spec.get("initContainers") or []
+        ],
+        "containerStatuses": [
+            _container_status(
+                c, True, {"running": {"startedAt": stamp}}, f"hubext://{pid}"
+            )
+            for c in spec["containers"]
+        ],
+    }
+
+
+def failed_status(pod: dict, exit_code: int, message: str) -> dict:
+    """Pod status for a process that exited before it served."""
+    stamp = now()
+    return {
+        "phase": "Failed",
+        "message": message,
+        "reason": "Error",
+        "containerStatuses": [
+            _container_status(
+                c,
+                False,
+                {
+                    "terminated": {
+                        "exitCode": exit_code,
+                        "reason": "Error",
+                        "message": message,
+                        "startedAt": stamp,
+                        "finishedAt": stamp,
+                    }
+                },
+            )
+            for c in pod["spec"]["containers"]
+        ],
+    }
+
+
+def _container_status(container, ready, state, container_id=None) -> dict:
+    status = {
+        "name": container["name"],
+        "image": container.get("image", ""),
+        "imageID": "",
+        "ready": ready,
+        "started": ready,
+        "restartCount": 0,
+        "state": state,
+    }
+    if container_id:
+        status["containerID"] = container_id
+    return status

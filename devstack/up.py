@@ -1,0 +1,84 @@
+"""`python -m devstack up`: the local stack, in the foreground until Ctrl-C.
+
+Today it runs the control plane and the test kubelet and prints how to use
+them. The hub joins through `start_hub`: it receives the running stack and
+returns an async callable that stops what it started.
+"""
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes_asyncio import config
+
+from .build import build_all
+from .controlplane import ControlPlane
+from .kubelet import TestKubelet
+
+
+@dataclass
+class Stack:
+    """What is running, for the hook that adds more to it."""
+
+    control_plane: ControlPlane
+    kubelet: TestKubelet
+    kubeconfig: Path
+
+
+async def start_hub(stack: Stack):
+    """Hook: start JupyterHub against `stack`; return an async stopper.
+
+    Nothing yet: the spawner work adds the hub here.
+    """
+    return None
+
+
+async def run(workdir: Path | None = None) -> None:
+    """Start everything, print how to use it, wait for Ctrl-C, stop."""
+    binaries = build_all()
+    cp = ControlPlane(binaries, workdir=workdir)
+    await asyncio.to_thread(cp.start)
+    stop_hub = None
+    try:
+        api = await config.new_client_from_config(config_file=str(cp.kubeconfig))
+        kubelet = TestKubelet(api)
+        await kubelet.start()
+        stack = Stack(cp, kubelet, cp.kubeconfig)
+        try:
+            stop_hub = await start_hub(stack)
+            _print_usage(stack)
+            await _wait_for_interrupt()
+        finally:
+            if stop_hub is not None:
+                await stop_hub()
+            await kubelet.stop()
+            await api.close()
+    finally:
+        await asyncio.to_thread(cp.stop)
+
+
+def _print_usage(stack: Stack) -> None:
+    cp = stack.control_plane
+    print(
+        f"\nKubernetes control plane ready in {cp.start_seconds:.1f}s\n"
+        f"  apiserver:  {cp.server}\n"
+        f"  kubeconfig: {stack.kubeconfig}\n"
+        f"  logs:       {cp.workdir}\n\n"
+        f"Use it from another shell:\n"
+        f"  export KUBECONFIG={stack.kubeconfig}\n"
+        f"  python -m pytest -m cluster   # runs the suite against this cluster\n\n"
+        f"Ctrl-C stops everything and removes the temporary directory.",
+        flush=True,
+    )
+
+
+async def _wait_for_interrupt() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("\nstopping…", flush=True)
