@@ -60,6 +60,13 @@ def user_slug(username: str) -> str:
     """
     if not isinstance(username, str):
         raise TypeError(f"username must be a str, not {type(username).__name__}")
+    try:
+        username.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"username {username!r} is not valid Unicode text (it holds a lone "
+            "surrogate); the authenticator must give text that encodes as UTF-8."
+        ) from None
     return safe_slug(username, max_length=USER_SLUG_MAX_LENGTH)
 
 
@@ -81,8 +88,9 @@ def _render(template: str, username: str, what: str) -> str:
             "every user would get the same object. Put '{username}' in it, "
             f"e.g. {DEFAULT_PVC_TEMPLATE!r}."
         )
+    slug = user_slug(username)
     try:
-        return template.format(username=user_slug(username))
+        return template.format(username=slug)
     except (KeyError, IndexError, ValueError) as e:
         raise ValueError(
             f"The {what} template {template!r} can only use the field "
