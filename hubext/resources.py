@@ -197,7 +197,8 @@ def _check_value(key: str, value, where: str) -> None:
 
 def _policy_section(data: Mapping, section: str, base: Resources) -> Resources:
     """Merge one section (`defaults` or `maxima`) of a policy dict over `base`."""
-    given = data.get(section) or {}
+    given = data.get(section)
+    given = {} if given is None else given
     if not isinstance(given, Mapping):
         raise ValueError(f"resource policy: {section} must be a mapping of key: number")
     for key, value in given.items():
@@ -239,6 +240,12 @@ class ResourcePolicy:
                     f" above maxima.{key}={format_number(maximum)}; lower"
                     f" defaults.{key} or raise maxima.{key}"
                 )
+        for limit in REQUEST_OF:  # maxima are at least the defaults, so also > 0
+            if getattr(self.defaults, limit) <= 0:
+                raise ValueError(
+                    f"resource policy: defaults.{limit} must be above 0;"
+                    " a server with a limit of 0 cannot run"
+                )
         for request, limit in LIMIT_OF.items():
             r, lim = getattr(self.defaults, request), getattr(self.defaults, limit)
             if r > lim:
@@ -246,10 +253,6 @@ class ResourcePolicy:
                     f"resource policy: defaults.{request}={format_number(r)} is above"
                     f" defaults.{limit}={format_number(lim)}; a request cannot be"
                     f" above its limit"
-                )
-            if getattr(self.defaults, limit) <= 0 or getattr(self.maxima, limit) <= 0:
-                raise ValueError(
-                    f"resource policy: defaults.{limit} and maxima.{limit} must be above 0"
                 )
         if (
             isinstance(self.max_file_bytes, bool)
