@@ -1,0 +1,166 @@
+"""A small JupyterHub REST API client that retries.
+
+Why its own client: the service must survive hub restarts and transient
+errors in the middle of a pass. Every request is retried with exponential
+backoff on connection errors, timeouts and 5xx answers, and each retry is
+logged. Listing uses the hub's pagination (`offset`/`limit` with the
+`application/jupyterhub-pagination+json` media type) and asks for stopped
+servers too (`include_stopped_servers`), which stock culling never sees.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+PAGINATION = "application/jupyterhub-pagination+json"
+
+
+class HubAPIError(Exception):
+    """The hub answered with an error, or never answered, after all retries."""
+
+    def __init__(self, method: str, url: str, code: int, detail: str):
+        super().__init__(
+            f"{method} {url} failed with {code}: {detail}. "
+            "Check that the hub is running and that the service's role "
+            "has the scopes listed in docs/how-to/idle-removal.md."
+        )
+        self.code = code
+
+
+def server_path(user: str, server: str) -> str:
+    """The API path of a (named) server, escaped."""
+    return f"/users/{quote(user, safe='')}/servers/{quote(server, safe='')}"
+
+
+class HubAPI:
+    """Calls the hub API at `url` with `token`; retries what may pass."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        retries: int = 6,
+        backoff: float = 0.5,
+        backoff_max: float = 30.0,
+        request_timeout: float = 60.0,
+        log: logging.Logger | None = None,
+        on_request: Callable[[], None] | None = None,
+    ):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.retries = retries
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.request_timeout = request_timeout
+        self.log = log or logging.getLogger("hubext.idle")
+        self.on_request = on_request or (lambda: None)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1, 2, ...)."""
+        return min(self.backoff * 2 ** (attempt - 1), self.backoff_max)
+
+    async def fetch(
+        self,
+        method: str,
+        target: str,
+        body: Any = None,
+        headers: dict | None = None,
+        retries: int | None = None,
+    ) -> tuple[int, Any]:
+        """One API call (path or absolute URL); (status, JSON) for < 500."""
+        retries = self.retries if retries is None else retries
+        url = target if "://" in target else self.url + target
+        all_headers = {"Authorization": f"token {self.token}"}
+        all_headers.update(headers or {})
+        request = HTTPRequest(
+            url,
+            method=method,
+            headers=all_headers,
+            body=None if body is None else json.dumps(body),
+            allow_nonstandard_methods=True,
+            request_timeout=self.request_timeout,
+        )
+        client = AsyncHTTPClient()
+        for attempt in range(retries + 1):
+            self.on_request()
+            resp = await client.fetch(request, raise_error=False)
+            if resp.code < 500:
+                return resp.code, _decode(resp.body)
+            detail = str(resp.error) if resp.code == 599 else _snippet(resp.body)
+            if attempt == retries:
+                raise HubAPIError(method, url, resp.code, detail)
+            wait = self.delay(attempt + 1)
+            self.log.warning(
+                "%s %s failed with %s (%s); retry %d/%d in %.1fs",
+                method,
+                url,
+                resp.code,
+                detail,
+                attempt + 1,
+                retries,
+                wait,
+            )
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def users(self, page_size: int = 200) -> AsyncIterator[list[dict]]:
+        """Yield pages of user models, every server included (stopped too)."""
+        offset = 0
+        while True:
+            query = urlencode(
+                {"include_stopped_servers": 1, "offset": offset, "limit": page_size}
+            )
+            code, data = await self.fetch(
+                "GET", f"/users?{query}", headers={"Accept": PAGINATION}
+            )
+            if code != 200:
+                raise HubAPIError("GET", f"{self.url}/users", code, _snippet(data))
+            if isinstance(data, list):  # a hub without pagination support
+                yield data
+                return
+            yield data["items"]
+            following = (data.get("_pagination") or {}).get("next")
+            if not following:
+                return
+            offset = following["offset"]
+
+    async def get_server(self, user: str, server: str) -> dict | None:
+        """The server's model, or None once it is gone."""
+        code, data = await self.fetch("GET", server_path(user, server))
+        if code == 404:
+            return None
+        if code != 200:
+            raise HubAPIError("GET", server_path(user, server), code, _snippet(data))
+        return data
+
+    async def delete_server(self, user: str, server: str, remove: bool) -> int:
+        """Stop (and with `remove`, delete) a server; 404 means already gone."""
+        path = server_path(user, server) if server else f"/users/{quote(user)}/server"
+        code, data = await self.fetch(
+            "DELETE", path, body={"remove": True} if remove else None
+        )
+        if code not in (202, 204, 404):
+            raise HubAPIError("DELETE", path, code, _snippet(data))
+        return code
+
+
+def _decode(body: bytes | None) -> Any:
+    if not body:
+        return None
+    text = body.decode("utf8", "replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _snippet(body: Any) -> str:
+    if isinstance(body, bytes):
+        body = body.decode("utf8", "replace")
+    return str(body)[:200]
