@@ -470,7 +470,23 @@ def test_bad_policies(data, message):
 
 # ---- properties ------------------------------------------------------------
 
-VALUES = ["0", "1", "2", "0.5", "4", "8", "16", "32", "256", "257", "1.5", ".25"]
+VALUES = [
+    "0",
+    "1",
+    "2",
+    "0.5",
+    "4",
+    "8",
+    "16",
+    "32",
+    "256",
+    "257",
+    "1.5",
+    ".25",
+    "-1",
+    "0.1",
+    "nan",
+]
 MUTATIONS = [
     lambda s: s,
     lambda s: s + "G",
@@ -492,9 +508,11 @@ def near_valid_files(draw):
     """Files made of plausible lines, some of them broken on purpose."""
     lines = []
     for _ in range(draw(st.integers(0, 8))):
-        key = draw(st.sampled_from([*KEYS, "mem", "cpu", "gpus", "#", ""]))
+        key = draw(st.sampled_from([*KEYS, *KEYS, "mem", "cpu", "#", ""]))
         line = f"{key}={draw(st.sampled_from(VALUES))}"
-        lines.append(draw(st.sampled_from(MUTATIONS))(line))
+        if draw(st.integers(0, 3)) == 0:  # most lines stay valid
+            line = draw(st.sampled_from(MUTATIONS))(line)
+        lines.append(line)
     newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     return newline.join(lines).encode("utf-8")
 
@@ -535,6 +553,22 @@ def check_property(data: bytes, policy: ResourcePolicy):
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=5000), st.sampled_from(POLICIES))
 def test_arbitrary_bytes_only_raise_resource_file_error(data, policy):
+    check_property(data, policy)
+
+
+@st.composite
+def spliced_files(draw):
+    """A near-valid file with arbitrary bytes written over part of it."""
+    data = draw(near_valid_files())
+    at = draw(st.integers(0, len(data)))
+    return (
+        data[:at] + draw(st.binary(max_size=8)) + data[at + draw(st.integers(0, 4)) :]
+    )
+
+
+@settings(max_examples=400)
+@given(spliced_files(), st.sampled_from(POLICIES))
+def test_spliced_files_only_raise_resource_file_error(data, policy):
     check_property(data, policy)
 
 
