@@ -268,15 +268,18 @@ def ssh_init_container(
 ) -> dict:
     """The init container that copies the key into `~/.ssh` as the user.
 
-    A Secret volume's files are owned by root; with the pod's fsGroup the
-    kubelet makes them group-readable (0440 here), and `ssh` refuses a
-    private key that anyone but its owner can read. Mounting the Secret
-    straight at `~/.ssh` would also make that directory read-only, so users
-    could not add `known_hosts` or `config`. This container, running as the
-    notebook user (`uid`, with `gid` the pod's fsGroup, no privileges),
-    copies the two files into an emptyDir: `ssh.priv` 0600 and `ssh.pub`
-    0644, owned by the user, the directory left writable. It uses the
-    notebook `image` (already pulled) and POSIX sh only.
+    Why not mount the Secret at `~/.ssh` directly: its files are owned by
+    root and cannot be chmod-ed or replaced by the user; with mode 0400 and
+    no fsGroup uid 1000 cannot even read them, and with the pod's fsGroup
+    the kubelet makes them group-readable (0440 here), which `ssh` rejects
+    as "UNPROTECTED PRIVATE KEY FILE" as soon as the file belongs to the one
+    running it (a notebook run as root, or a user's own copy of it). The
+    Secret volume is also read-only, so users could not add `known_hosts`
+    or `config`. So this container, running as the notebook user (`uid`,
+    with `gid` the pod's fsGroup, which lets it read the 0440 files; no
+    privileges), copies the two files into an emptyDir: `ssh.priv` 0600 and
+    `ssh.pub` 0644, owned by the user, the directory left writable. It uses
+    the notebook `image` (already pulled) and POSIX sh only.
     """
     return {
         "name": INIT_CONTAINER_NAME,
