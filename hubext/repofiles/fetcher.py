@@ -27,7 +27,7 @@ from traitlets.config import LoggingConfigurable
 
 from .errors import RepoFileError
 from .gitcli import GitHost
-from .launch import LaunchRef, parse_launch
+from .launch import PROVIDER_PREFIXES, LaunchRef, parse_launch
 from .providers import GitHubHost, GitLabHost, RepoHost, short
 
 HOST_KINDS = {"github": GitHubHost, "gitlab": GitLabHost, "git": GitHost}
@@ -175,6 +175,24 @@ class RepoFileFetcher(LoggingConfigurable):
         """,
     )
 
+    provider_prefixes = Dict(
+        value_trait=CaselessStrEnum(["github", "gitlab", "git"]),
+        config=True,
+        help="""BinderHub provider prefixes (the ``gh`` in ``v2/gh/...``) and
+        the kind of host each one launches from. Add an entry when
+        BinderHub registers a provider under another prefix, e.g. a second
+        GitLab. Default: {"gh": "github", "gl": "gitlab", "git": "git"}.
+
+        c.RepoFileFetcher.provider_prefixes = {
+            "gh": "github", "gl": "gitlab", "git": "git", "gl2": "gitlab"
+        }
+        """,
+    )
+
+    @default("provider_prefixes")
+    def _default_prefixes(self):
+        return dict(PROVIDER_PREFIXES)
+
     _cache = Instance(OrderedDict, args=())
     _inflight = Dict()
 
@@ -226,7 +244,7 @@ class RepoFileFetcher(LoggingConfigurable):
         )
 
     async def _fetch(self, user_options, path) -> bytes | None:
-        ref = parse_launch(user_options)
+        ref = parse_launch(user_options, self.provider_prefixes)
         host = self.host_for(ref)
         key = (ref.host, ref.repo, ref.commit, path)
         if key in self._cache:

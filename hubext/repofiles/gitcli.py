@@ -57,7 +57,7 @@ class GitHost(RepoHost):
         help="User name sent with the token (HTTP basic auth); most hosts ignore it.",
     )
 
-    def config(self) -> list[tuple[str, str]]:
+    def git_settings(self) -> list[tuple[str, str]]:
         """Settings given to every git process through its environment."""
         settings = [
             ("http.followRedirects", "false"),
@@ -87,7 +87,7 @@ class GitHost(RepoHost):
             "GIT_ASKPASS": "",
             "SSH_ASKPASS": "",
         }
-        settings = self.config()
+        settings = self.git_settings()
         env["GIT_CONFIG_COUNT"] = str(len(settings))
         for i, (key, value) in enumerate(settings):
             env[f"GIT_CONFIG_KEY_{i}"] = key

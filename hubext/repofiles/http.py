@@ -53,6 +53,19 @@ def _netloc(url: str) -> str:
     return f"{parts.scheme}://{(parts.netloc or '').lower()}"
 
 
+def _unreachable(error: Exception, timeout: float) -> Exception:
+    """The exception to raise for a request that got no response."""
+    if isinstance(error, HTTPTimeoutError):
+        return Unreachable(f"no answer within {timeout:g} s", timed_out=True)
+    if isinstance(error, HTTPClientError):
+        # Other client implementations (curl) report timeouts as plain 599s.
+        timed_out = "timeout" in (error.message or "").lower()
+        return Unreachable(error.message or "connection closed", timed_out)
+    if isinstance(error, OSError):
+        return Unreachable(error.strerror or type(error).__name__)
+    return error
+
+
 async def _get_once(url, headers, timeout, max_bytes) -> Response:
     chunks = []
     size = 0
@@ -75,16 +88,12 @@ async def _get_once(url, headers, timeout, max_bytes) -> Response:
     )
     try:
         response = await AsyncHTTPClient().fetch(request, raise_error=False)
-    except TooLarge:
-        raise
-    except HTTPTimeoutError:
-        raise Unreachable(f"no answer within {timeout:g} s", timed_out=True) from None
-    except HTTPClientError as e:
-        # Other client implementations (curl) report timeouts as plain 599s.
-        timed_out = "timeout" in (e.message or "").lower()
-        raise Unreachable(e.message or "connection closed", timed_out) from None
-    except OSError as e:
-        raise Unreachable(e.strerror or type(e).__name__) from None
+    except Exception as e:
+        if size > max_bytes:
+            # Raising in the streaming callback is the only way to stop a
+            # download; tornado logs it and reports a closed stream.
+            raise TooLarge(size) from None
+        raise _unreachable(e, timeout) from None
     if size > max_bytes:
         raise TooLarge(size)
     return Response(response.code, dict(response.headers), b"".join(chunks))

@@ -126,19 +126,21 @@ def _require(user_options, key: str) -> str:
     return value
 
 
-def parse_launch(user_options: dict) -> LaunchRef:
+def parse_launch(user_options: dict, prefixes: dict | None = None) -> LaunchRef:
     """Read the launched repository and commit from BinderHub's ``user_options``.
 
     Raises `RepoFileError` when a key is missing or malformed, when the
     provider has no git commits (Zenodo, Figshare, ...), or when
-    ``repo_url`` and ``binder_persistent_request`` disagree.
+    ``repo_url`` and ``binder_persistent_request`` disagree. ``prefixes``
+    maps BinderHub's provider prefixes to kinds (default
+    `PROVIDER_PREFIXES`), for hubs that register extra providers.
     """
     if not isinstance(user_options, dict):
         raise _fail("The launch carries no options; launch from the BinderHub page.")
     persistent = _require(user_options, "binder_persistent_request")
     repo_url = _require(user_options, "repo_url")
     prefix, spec, commit = _split_request(persistent)
-    provider = PROVIDER_PREFIXES.get(prefix)
+    provider = (prefixes or PROVIDER_PREFIXES).get(prefix)
     if provider is None:
         raise _fail(
             f"Repository files can be read from GitHub, GitLab and git "
@@ -148,15 +150,14 @@ def parse_launch(user_options: dict) -> LaunchRef:
             provider=prefix,
         )
     _check_commit(commit, user_options)
+    claimed = unquote(spec)
     if provider == "git":
-        url = unquote(spec)
-        host, _ = _repo_from_url(url)
-        claimed = url
-        repo = url
+        host, _ = _repo_from_url(claimed)
+        repo, expected = claimed, repo_url
     else:
         host, repo = _repo_from_url(repo_url)
-        claimed = unquote(spec)
-    if claimed.rstrip("/") != (repo_url.rstrip("/") if provider == "git" else repo):
+        expected = repo
+    if claimed != expected:
         raise _fail(
             f"The launch is inconsistent: it names the repository {claimed!r} "
             f"but its URL is {_safe_url(repo_url)!r}. Launch again from the "
