@@ -314,3 +314,21 @@ def test_init_script_explains_an_unreadable_secret(pod_dirs):
     assert result.returncode == 1
     assert "cannot read" in result.stderr and "fsGroup" in result.stderr
     assert not (dst / "ssh.priv").exists()
+
+
+def test_create_failure_message_never_carries_the_key():
+    """No API server we can run echoes a Secret's data back in an error, so
+    this fault is built by hand: a 422 whose message quotes the key."""
+    from kubernetes_asyncio.client.rest import ApiException
+
+    pair = sshkeys.generate_keypair("alice")
+    manifest = sshkeys.make_ssh_secret("s", "alice", pair.private, pair.public)
+    error = ApiException(status=422, reason="Unprocessable Entity")
+    quoted = f"bad value {manifest['data']['ssh.priv']} and {pair.private}"
+    error.body = json.dumps({"message": quoted})
+    failure = sshkeys._create_failed(error, "ns", "s", manifest)
+    text = str(failure)
+    assert "HTTP 422" in text and "ns/s" in text and "[redacted]" in text
+    assert manifest["data"]["ssh.priv"] not in text
+    for line in pair.private.splitlines()[1:-1]:
+        assert line not in text

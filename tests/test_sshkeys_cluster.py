@@ -1,0 +1,123 @@
+"""ensure_ssh_secret against a real API server: one key per user, ever."""
+
+import asyncio
+import base64
+import logging
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from kubernetes_asyncio import client
+
+from hubext import names, sshkeys
+from hubext.errors import UserFacingError
+
+pytestmark = pytest.mark.cluster
+
+
+async def ensure(core, namespace, username, **kw):
+    name = names.ssh_secret_name(username)
+    return await sshkeys.ensure_ssh_secret(core, namespace, name, username, **kw)
+
+
+async def stored(core, namespace, username):
+    secret = await core.read_namespaced_secret(
+        names.ssh_secret_name(username), namespace
+    )
+    data = {k: base64.b64decode(v).decode() for k, v in secret.data.items()}
+    return secret, data
+
+
+def public_of(private_pem):
+    key = serialization.load_ssh_private_key(private_pem.encode(), password=None)
+    return key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+
+
+async def test_ensure_twice_gives_the_same_key(kube_api, k8s_namespace, caplog):
+    core = client.CoreV1Api(kube_api)
+    with caplog.at_level(logging.DEBUG):
+        first = await ensure(core, k8s_namespace, "Alice")
+        second = await ensure(core, k8s_namespace, "Alice")
+    assert first == second and first.startswith("ssh-ed25519 AAAA")
+    secret, data = await stored(core, k8s_namespace, "Alice")
+    assert secret.type == "Opaque"
+    assert secret.metadata.name == "alice---3bc51062-ssh-key"
+    assert secret.metadata.annotations["hubext/username"] == "Alice"
+    assert data["ssh.pub"] == first
+    # the stored private key is the one that belongs to the public key
+    assert first.split()[:2] == public_of(data["ssh.priv"]).decode().split()
+    # ... and it was never logged
+    body = data["ssh.priv"].splitlines()[1]
+    assert body not in caplog.text
+
+
+async def test_twenty_concurrent_first_spawns_agree_on_one_key(kube_api, k8s_namespace):
+    core = client.CoreV1Api(kube_api)
+    keys = await asyncio.gather(
+        *(ensure(core, k8s_namespace, "bob") for _ in range(20))
+    )
+    assert len(set(keys)) == 1
+    _, data = await stored(core, k8s_namespace, "bob")
+    assert data["ssh.pub"] == keys[0]
+    listed = await core.list_namespaced_secret(
+        k8s_namespace, label_selector="hubext/username=bob"
+    )
+    assert len(listed.items) == 1
+
+
+async def test_two_users_get_two_secrets(kube_api, k8s_namespace):
+    core = client.CoreV1Api(kube_api)
+    users = ["a.b", "a-b", "A.B"]
+    keys = [await ensure(core, k8s_namespace, u) for u in users]
+    assert len(set(keys)) == 3
+    for user, key in zip(users, keys, strict=True):
+        secret, data = await stored(core, k8s_namespace, user)
+        assert secret.metadata.annotations["hubext/username"] == user
+        assert data["ssh.pub"] == key
+
+
+async def test_key_type_is_honoured(kube_api, k8s_namespace):
+    core = client.CoreV1Api(kube_api)
+    key = await ensure(core, k8s_namespace, "carol", key_type="ecdsa-p256")
+    assert key.startswith("ecdsa-sha2-nistp256 AAAA")
+
+
+async def test_secret_of_another_user_is_refused(kube_api, k8s_namespace):
+    """Simulates a slug collision by planting another owner on the name."""
+    core = client.CoreV1Api(kube_api)
+    pair = sshkeys.generate_keypair("mallory")
+    planted = sshkeys.make_ssh_secret(
+        names.ssh_secret_name("dave"), "mallory", pair.private, pair.public
+    )
+    await core.create_namespaced_secret(k8s_namespace, planted)
+    with pytest.raises(UserFacingError) as info:
+        await ensure(core, k8s_namespace, "dave")
+    assert "mallory" not in info.value.message
+    assert pair.private.splitlines()[1] not in str(info.value)
+
+
+async def test_incomplete_secret_is_reported_not_repaired(kube_api, k8s_namespace):
+    core = client.CoreV1Api(kube_api)
+    name = names.ssh_secret_name("erin")
+    partial = {
+        "metadata": {"name": name, "annotations": {"hubext/username": "erin"}},
+        "data": {"ssh.pub": base64.b64encode(b"ssh-ed25519 AAAA x").decode()},
+    }
+    await core.create_namespaced_secret(k8s_namespace, partial)
+    with pytest.raises(sshkeys.SshKeyError) as info:
+        await ensure(core, k8s_namespace, "erin")
+    assert "ssh.priv" in info.value.message
+    after = await core.read_namespaced_secret(name, k8s_namespace)
+    assert set(after.data) == {"ssh.pub"}
+
+
+async def test_failed_create_does_not_carry_the_key(kube_api, k8s_namespace):
+    """A real 404 (the namespace does not exist) on create."""
+    core = client.CoreV1Api(kube_api)
+    with pytest.raises(Exception) as info:
+        await ensure(core, "no-such-namespace-hubext", "frank")
+    # read answers 404 too, so the create is what fails
+    text = str(info.value)
+    assert "404" in text
+    assert "PRIVATE KEY" not in text and "b3BlbnNzaC1rZXktdjE" not in text
