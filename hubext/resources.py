@@ -161,15 +161,6 @@ class ResourceFileError(UserFacingError):
         self.reason = reason
 
 
-def _step_of(key: str) -> Fraction | None:
-    """The finest step a value may take: 1 GPU, 1 millicore, 1 MiB."""
-    if key == "gpu":
-        return Fraction(1)
-    if key in ("cpur", "cpul"):
-        return Fraction(1, 1000)
-    return Fraction(1, 1024)
-
-
 _STEP = {
     "gpu": (Fraction(1), "steps of 1 GPU"),
     "cpur": (Fraction(1, 1000), "steps of 0.001 cores (1 millicore)"),
@@ -231,8 +222,9 @@ class ResourcePolicy:
 
     def __post_init__(self):
         for key in KEYS:
-            _check_value(key, getattr(self.defaults, key), f"defaults.{key}")
-            _check_value(key, getattr(self.maxima, key), f"maxima.{key}")
+            for section in ("defaults", "maxima"):
+                value = getattr(getattr(self, section), key)
+                _check_value(key, value, f"resource policy: {section}.{key}")
             default, maximum = getattr(self.defaults, key), getattr(self.maxima, key)
             if default > maximum:
                 raise ValueError(
