@@ -1,6 +1,7 @@
 """`hubext resources check`, run as a real process on real files."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ def hubext(*args, cwd):
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PYTHONPATH": str(_ROOT), "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "PYTHONPATH": str(_ROOT)},
     )
 
 
