@@ -130,12 +130,15 @@ def make_ssh_secret(
     """The manifest of the user's SSH Secret (type Opaque), as a plain dict.
 
     Keys `ssh.priv` and `ssh.pub`, base64 in `data`. The exact username is
-    recorded in an annotation that `annotations` cannot override.
+    recorded in an annotation that `annotations` cannot override. The Secret
+    is immutable: a key is never changed in place (a new key means deleting
+    the Secret), and kubelets need not watch thousands of user Secrets.
     """
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
+        "immutable": True,
         "metadata": {
             "name": name,
             "labels": {**user_labels(username), **(labels or {})},

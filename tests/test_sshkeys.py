@@ -111,6 +111,7 @@ def test_secret_manifest_is_exactly_this():
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
+        "immutable": True,
         "metadata": {
             "name": "alice---3bc51062-ssh-key",
             "labels": {

@@ -41,7 +41,7 @@ async def test_ensure_twice_gives_the_same_key(kube_api, k8s_namespace, caplog):
         second = await ensure(core, k8s_namespace, "Alice")
     assert first == second and first.startswith("ssh-ed25519 AAAA")
     secret, data = await stored(core, k8s_namespace, "Alice")
-    assert secret.type == "Opaque"
+    assert secret.type == "Opaque" and secret.immutable is True
     assert secret.metadata.name == "alice---3bc51062-ssh-key"
     assert secret.metadata.annotations["hubext/username"] == "Alice"
     assert data["ssh.pub"] == first
