@@ -481,6 +481,8 @@ async def test_concurrent_failures_shared_and_not_cached(github_repo):
 async def test_concurrent_git_fetches_share_one_upstream(git_server):
     options = git(git_server.repo_url(), git_server.commits["launched"])
     await git_fetcher(git_server).fetch(options)
+    # one negotiation for the commit's trees, one for the single blob
+    assert git_server.fetches() == 2
     one = len(git_server.requests)
     git_server.requests.clear()
     fetcher = git_fetcher(git_server)
