@@ -1,0 +1,412 @@
+"""The institutional spawner: a thin KubeSpawner subclass.
+
+Each launch, before KubeSpawner builds the pod, `HubextSpawner`:
+
+1. refuses the start if it would take the user over their project quota;
+2. reads `.resources` from the launched repository at the launched commit
+   and sets CPU, memory and GPU from it, within the site policy;
+3. makes sure the user's NFS claim and SSH key Secret exist, and mounts both;
+4. records repo, commit and effective resources on the pod.
+
+Every failure a user can fix arrives as one `UserFacingError`, turned here
+into JupyterHub's user-facing spawn error, so the BinderHub launch page shows
+"Spawn failed: <message>". All the work lives in the concern modules; this
+class only wires them together.
+"""
+
+import json
+
+from kubespawner import KubeSpawner
+from traitlets import Bool, Dict, Integer, List, Unicode, default, validate
+
+from . import names, quota, sshkeys, storage
+from .errors import UserFacingError
+from .repofiles import RepoFileFetcher, parse_launch
+from .resources import ResourcePolicy, parse_resources
+
+try:  # JupyterHub >= 5.? has an exception made for user-facing spawn failures
+    from jupyterhub.spawner import SpawnException
+except ImportError:  # pragma: no cover - older hubs read `jupyterhub_message`
+    SpawnException = None
+
+#: Labels and annotations hubext puts on the pods it launches.
+COMMIT_LABEL = "hubext/commit"
+REPO_ANNOTATION = "hubext/repo-url"
+RESOURCES_ANNOTATION = "hubext/resources"
+
+#: The user_options key BinderHub always sends with a resolved commit.
+LAUNCH_KEY = "binder_persistent_request"
+
+
+def spawn_error(error: UserFacingError) -> Exception:
+    """The exception JupyterHub shows to the user as "Spawn failed: <message>"."""
+    reason = type(error).__name__
+    if SpawnException is not None:
+        return SpawnException(error.message, reason=reason, status_code=400)
+    exc = RuntimeError(error.message)
+    exc.jupyterhub_message = error.message
+    return exc
+
+
+def merge_by_name(current: list, ours: list) -> list:
+    """`current` without entries named like one of `ours`, then `ours`.
+
+    Relaunching the same server must not stack up copies of our volumes,
+    mounts or init containers, and an admin's own entries stay in place.
+    """
+    taken = {item["name"] for item in ours}
+    kept = [item for item in current if _name_of(item) not in taken]
+    return kept + list(ours)
+
+
+def _name_of(item) -> str | None:
+    return item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
+
+
+class HubextSpawner(KubeSpawner):
+    """KubeSpawner for authenticated BinderHub launches at an institution."""
+
+    resource_policy = Dict(
+        config=True,
+        help="""Defaults and maxima for what a `.resources` file may ask for.
+
+        Same structure as the policy file of `hubext resources check`; any
+        subset of keys. Default: defaults gpu=0, cpur=1, cpul=8, memr=1,
+        meml=16 (GB = GiB); maxima gpu=0, cpur=32, cpul=32, memr=256,
+        meml=256. Example::
+
+            c.HubextSpawner.resource_policy = {
+                "defaults": {"cpur": 1, "cpul": 8, "memr": 1, "meml": 16},
+                "maxima": {"gpu": 2, "cpul": 32, "meml": 256},
+                "gpu_resource": "nvidia.com/gpu",
+            }
+        """,
+    )
+
+    @validate("resource_policy")
+    def _validate_resource_policy(self, proposal):
+        try:
+            ResourcePolicy.from_dict(proposal.value)
+        except ValueError as e:
+            raise ValueError(f"c.HubextSpawner.resource_policy: {e}") from None
+        return proposal.value
+
+    resources_file = Unicode(
+        ".resources",
+        config=True,
+        help="""Path, in the launched repository, of the resources file.
+
+        Default: `.resources` at the repository root. Example::
+
+            c.HubextSpawner.resources_file = ".binder/.resources"
+        """,
+    )
+
+    allowed_images = List(
+        Unicode(),
+        config=True,
+        help="""Image name prefixes a launch may ask for in `user_options`.
+
+        BinderHub sends the image it built; a user calling the hub's REST API
+        directly could send any. Empty (the default) accepts every image;
+        set it to your BinderHub registry prefix. Example::
+
+            c.HubextSpawner.allowed_images = ["registry.example.edu/binder/"]
+        """,
+    )
+
+    storage_enabled = Bool(
+        True,
+        config=True,
+        help="""Mount the user's shared NFS volume in every server.
+
+        Default: True. Example: `c.HubextSpawner.storage_enabled = False`
+        """,
+    )
+
+    storage_class_name = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""StorageClass of the user's claim: your ReadWriteMany NFS class.
+
+        Default: None, the cluster's default class. Example::
+
+            c.HubextSpawner.storage_class_name = "nfs-csi"
+        """,
+    )
+
+    storage_size = Unicode(
+        "10Gi",
+        config=True,
+        help="""Size requested for each user's claim, a Kubernetes quantity.
+
+        Changing it later does not resize existing claims. Default: "10Gi".
+        Example: `c.HubextSpawner.storage_size = "50Gi"`
+        """,
+    )
+
+    storage_access_modes = List(
+        Unicode(),
+        default_value=["ReadWriteMany"],
+        config=True,
+        help="""Access modes of the user's claim. All of a user's servers
+        mount it at once, which needs ReadWriteMany.
+
+        Default: ["ReadWriteMany"]. Example::
+
+            c.HubextSpawner.storage_access_modes = ["ReadWriteMany"]
+        """,
+    )
+
+    storage_claim_name_template = Unicode(
+        names.DEFAULT_PVC_TEMPLATE,
+        config=True,
+        help="""Name of the user's claim; `{username}` is the safe username.
+
+        Default: "{username}-nfs-pvc". Example::
+
+            c.HubextSpawner.storage_claim_name_template = "{username}-nfs-pvc"
+        """,
+    )
+
+    storage_mount_path_template = Unicode(
+        names.DEFAULT_HOME_VOLUME_PATH_TEMPLATE,
+        config=True,
+        help="""Where the user's volume is mounted; `{username}` is the safe
+        username (the username itself when it is a lowercase DNS label).
+
+        Default: "/home/{username}-nfs-pvc". Example::
+
+            c.HubextSpawner.storage_mount_path_template = "/home/{username}-nfs-pvc"
+        """,
+    )
+
+    ssh_enabled = Bool(
+        True,
+        config=True,
+        help="""Give every server the user's SSH keypair in `ssh_dir`.
+
+        Default: True. Example: `c.HubextSpawner.ssh_enabled = False`
+        """,
+    )
+
+    ssh_key_type = Unicode(
+        sshkeys.DEFAULT_KEY_TYPE,
+        config=True,
+        help=f"""Type of newly generated keys: one of {", ".join(sshkeys.KEY_TYPES)}.
+
+        Existing keys are kept whatever their type. Default: "ed25519".
+        Example: `c.HubextSpawner.ssh_key_type = "rsa-4096"`
+        """,
+    )
+
+    @validate("ssh_key_type")
+    def _validate_ssh_key_type(self, proposal):
+        if proposal.value not in sshkeys.KEY_TYPES:
+            raise ValueError(
+                f"c.HubextSpawner.ssh_key_type = {proposal.value!r} is not one of "
+                f"{', '.join(sshkeys.KEY_TYPES)}"
+            )
+        return proposal.value
+
+    ssh_dir = Unicode(
+        sshkeys.DEFAULT_SSH_DIR,
+        config=True,
+        help="""The notebook's `~/.ssh`, holding `ssh.priv` and `ssh.pub`.
+
+        Default: "/home/jovyan/.ssh" (the Binder image home). Example::
+
+            c.HubextSpawner.ssh_dir = "/home/jovyan/.ssh"
+        """,
+    )
+
+    ssh_secret_name_template = Unicode(
+        names.DEFAULT_SSH_SECRET_TEMPLATE,
+        config=True,
+        help="""Name of the user's SSH key Secret; `{username}` is the safe
+        username. Default: "{username}-ssh-key". Example::
+
+            c.HubextSpawner.ssh_secret_name_template = "{username}-ssh-key"
+        """,
+    )
+
+    notebook_uid = Integer(
+        1000,
+        config=True,
+        help="""User and group id the notebook runs as, and the pod's fsGroup.
+
+        Binder images run as uid 1000 (`jovyan`). Default: 1000. Example:
+        `c.HubextSpawner.notebook_uid = 1000`
+        """,
+    )
+
+    @default("uid")
+    def _default_uid(self):
+        return self.notebook_uid
+
+    @default("gid")
+    def _default_gid(self):
+        return self.notebook_uid
+
+    @default("fs_gid")
+    def _default_fs_gid(self):
+        return self.notebook_uid
+
+    @default("slug_scheme")
+    def _default_slug_scheme(self):
+        return "safe"
+
+    # One fetcher per hub process, so its cache and in-flight sharing span
+    # every user's launches.
+    _fetcher = None
+
+    def repo_file_fetcher(self) -> RepoFileFetcher:
+        cls = type(self)
+        if cls._fetcher is None:
+            cls._fetcher = RepoFileFetcher(config=self.config, log=self.log)
+        return cls._fetcher
+
+    async def load_user_options(self):
+        """KubeSpawner's options, then everything a hubext launch needs."""
+        await super().load_user_options()
+        try:
+            await self._prepare_launch()
+        except UserFacingError as e:
+            self.log.warning(
+                "Launch of %s refused: %s %s", self._log_name, e.message, e.fields
+            )
+            raise spawn_error(e) from None
+
+    @property
+    def _log_name(self) -> str:
+        return f"{self.user.name}/{self.name}" if self.name else self.user.name
+
+    async def _prepare_launch(self):
+        quota.check_spawn(
+            self.user, self.name, quota.policy_from_settings(self.user.settings)
+        )
+        self._apply_image()
+        launch = self._launch_ref()
+        resources = await self._effective_resources(launch)
+        for trait, value in resources.kubespawner_options(
+            self._policy.gpu_resource
+        ).items():
+            if trait == "extra_resource_limits":
+                value = self._with_gpu(value)
+            setattr(self, trait, value)
+        if self.storage_enabled:
+            await self._mount_storage()
+        if self.ssh_enabled:
+            await self._mount_ssh_identity()
+        self._record_launch(launch, resources)
+
+    @property
+    def _policy(self) -> ResourcePolicy:
+        return ResourcePolicy.from_dict(self.resource_policy)
+
+    def _apply_image(self):
+        image = self.user_options.get("image")
+        if not image:
+            return
+        if self.allowed_images and not any(
+            image.startswith(prefix) for prefix in self.allowed_images
+        ):
+            raise UserFacingError(
+                f"The image {image!r} is not one this hub launches. Launch the "
+                "repository through the BinderHub page instead.",
+                image=image,
+            )
+        self.image = image
+
+    def _launch_ref(self):
+        """The launched repo@commit, or None for a launch not from BinderHub."""
+        if LAUNCH_KEY not in self.user_options:
+            return None
+        return parse_launch(self.user_options)
+
+    async def _effective_resources(self, launch):
+        data = None
+        if launch is not None:
+            data = await self.repo_file_fetcher().fetch(
+                self.user_options, self.resources_file
+            )
+        return parse_resources(data, self._policy, filename=self.resources_file)
+
+    def _with_gpu(self, gpu_limits: dict) -> dict:
+        """The admin's extra limits, with our GPU key set or removed."""
+        limits = dict(self.extra_resource_limits)
+        limits.pop(self._policy.gpu_resource, None)
+        limits.update(gpu_limits)
+        return limits
+
+    async def _mount_storage(self):
+        username = self.user.name
+        claim = names.object_name(
+            self.storage_claim_name_template, username, "storage claim name"
+        )
+        manifest = storage.make_user_pvc(
+            claim,
+            username,
+            self.storage_class_name,
+            self.storage_size,
+            self.storage_access_modes,
+        )
+        await storage.ensure_pvc(self.api, self.namespace, manifest, log=self.log)
+        path = names.home_volume_path(username, self.storage_mount_path_template)
+        self.volumes = merge_by_name(self.volumes, [storage.home_volume(claim)])
+        self.volume_mounts = merge_by_name(
+            self.volume_mounts, [storage.home_volume_mount(path)]
+        )
+
+    async def _mount_ssh_identity(self):
+        username = self.user.name
+        secret = names.object_name(
+            self.ssh_secret_name_template, username, "SSH key Secret name"
+        )
+        await sshkeys.ensure_ssh_secret(
+            self.api,
+            self.namespace,
+            secret,
+            username,
+            key_type=self.ssh_key_type,
+            log=self.log,
+        )
+        parts = sshkeys.ssh_pod_parts(
+            secret, self.image, self.ssh_dir, uid=self.uid, gid=self.fs_gid
+        )
+        self.volumes = merge_by_name(self.volumes, parts["volumes"])
+        self.volume_mounts = merge_by_name(self.volume_mounts, parts["volume_mounts"])
+        self.init_containers = merge_by_name(
+            self.init_containers, parts["init_containers"]
+        )
+
+    def _record_launch(self, launch, resources):
+        """Repo, commit and resources on the pod, for the control panel."""
+        labels = dict(self.extra_labels)
+        annotations = dict(self.extra_annotations)
+        labels.pop(COMMIT_LABEL, None)
+        annotations.pop(REPO_ANNOTATION, None)
+        if launch is not None:
+            labels[COMMIT_LABEL] = launch.commit
+            annotations[REPO_ANNOTATION] = launch.repo_url
+        annotations[RESOURCES_ANNOTATION] = json.dumps(
+            resources.as_dict(), sort_keys=True
+        )
+        self.extra_labels = labels
+        self.extra_annotations = annotations
+
+    def get_env(self):
+        """KubeSpawner's environment plus where the launch came from."""
+        env = super().get_env()
+        for key in (
+            "repo_url",
+            "binder_ref_url",
+            "binder_launch_host",
+            "binder_request",
+            "binder_persistent_request",
+        ):
+            value = self.user_options.get(key)
+            if value:
+                env["BINDER_REPO_URL" if key == "repo_url" else key.upper()] = value
+        return env
