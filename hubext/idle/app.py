@@ -361,6 +361,7 @@ class IdleService(Application):
             request_timeout=self.request_timeout,
             log=self.log,
             on_request=self.metrics.api_requests.inc,
+            max_clients=max(10, 2 * self.concurrency),
         )
         settings = Settings(
             timeout=timedelta(seconds=self.timeout),

@@ -51,6 +51,7 @@ class HubAPI:
         request_timeout: float = 60.0,
         log: logging.Logger | None = None,
         on_request: Callable[[], None] | None = None,
+        max_clients: int = 64,
     ):
         self.url = url.rstrip("/")
         self.token = token
@@ -60,6 +61,8 @@ class HubAPI:
         self.request_timeout = request_timeout
         self.log = log or logging.getLogger("hubext.idle")
         self.on_request = on_request or (lambda: None)
+        self.max_clients = max_clients
+        self._client = None
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1, 2, ...)."""
@@ -86,7 +89,12 @@ class HubAPI:
             allow_nonstandard_methods=True,
             request_timeout=self.request_timeout,
         )
-        client = AsyncHTTPClient()
+        if self._client is None:
+            # sized for the service's concurrency, not shared with others
+            self._client = AsyncHTTPClient(
+                force_instance=True, max_clients=self.max_clients
+            )
+        client = self._client
         for attempt in range(retries + 1):
             self.on_request()
             resp = await client.fetch(request, raise_error=False)
