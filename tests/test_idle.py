@@ -354,3 +354,44 @@ async def test_hub_restart_during_a_pass(hub_factory, tmp_path, week_later):
     assert any("Connection refused" in m and "retry" in m for m in seen), seen
     assert app.metrics.errors._value.get() == 0
     proxy.close()
+
+
+def token_for(scope):
+    return f"idle-without-{scope.replace(':', '-')}-" + "0" * 20
+
+
+@pytest.mark.hub
+async def test_every_documented_scope_is_needed(hub_factory, tmp_path, week_later):
+    """One service per scope left out: each loses part of the job."""
+    config = idle_config()
+    for scope in IDLE_SCOPES:
+        name = token_for(scope)[:-21]
+        rest = [s for s in IDLE_SCOPES if s != scope]
+        config += f"""
+c.JupyterHub.services.append({{"name": "{name}", "api_token": "{token_for(scope)}"}})
+c.JupyterHub.load_roles.append({{"name": "{name}", "scopes": {rest!r}, "services": ["{name}"]}})
+"""
+    hub = await hub_factory(config)
+    await hub.api("POST", "/users/erin")
+    code, _ = await hub.api(
+        "POST",
+        "/users/erin/activity",
+        body={"last_activity": iso(datetime.now(timezone.utc))},
+    )
+    assert code == 200
+    # created, never started: no server activity, only the user's
+    code, model = await hub.api("PUT", "/users/erin/servers/never-started")
+    assert code == 201 and model["last_activity"] is None, model
+
+    reports = {}
+    for scope in IDLE_SCOPES:
+        app = service(hub.api_url, tmp_path, api_token=token_for(scope))
+        reports[scope] = await app.run_pass()
+    assert reports["list:users"].errors == 1 and reports["list:users"].seen == 0
+    assert reports["read:servers"].seen == 0
+    assert reports["delete:servers"].errors == 1
+    assert reports["read:users:activity"].removed == []
+    assert "never-started" in await servers_of(hub, "erin")
+    # with all four scopes the same server goes
+    full = await service(hub.api_url, tmp_path).run_pass()
+    assert full.removed == ["erin/never-started"], full
