@@ -121,3 +121,41 @@ async def test_failed_create_does_not_carry_the_key(kube_api, k8s_namespace):
     text = str(info.value)
     assert "404" in text
     assert "PRIVATE KEY" not in text and "b3BlbnNzaC1rZXktdjE" not in text
+
+
+async def test_api_server_accepts_a_pod_with_the_ssh_and_storage_parts(
+    kube_api, k8s_namespace
+):
+    """Server-side dry run: the real API server validates the pod parts."""
+    from hubext import storage
+
+    core = client.CoreV1Api(kube_api)
+    ssh = sshkeys.ssh_pod_parts(names.ssh_secret_name("gina"), "img:1")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "jupyter-gina"},
+        "spec": {
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
+            "initContainers": ssh["init_containers"],
+            "containers": [
+                {
+                    "name": "notebook",
+                    "image": "img:1",
+                    "volumeMounts": [
+                        storage.home_volume_mount(names.home_volume_path("gina")),
+                        *ssh["volume_mounts"],
+                    ],
+                }
+            ],
+            "volumes": [storage.home_volume(names.pvc_name("gina")), *ssh["volumes"]],
+        },
+    }
+    created = await core.create_namespaced_pod(k8s_namespace, pod, dry_run="All")
+    init = created.spec.init_containers[0]
+    assert init.security_context.capabilities.drop == ["ALL"]
+    assert created.spec.volumes[1].secret.default_mode == 0o440
+    broken = {**pod, "spec": {**pod["spec"], "volumes": ssh["volumes"]}}
+    with pytest.raises(client.exceptions.ApiException) as info:
+        await core.create_namespaced_pod(k8s_namespace, broken, dry_run="All")
+    assert info.value.status == 422  # a mount without its volume is refused
