@@ -92,7 +92,6 @@ class ControlPlane:
 
     def _start_kine(self) -> str:
         port = free_port()
-        metrics = free_port()
         db = self.workdir / "kine" / "state.db"
         db.parent.mkdir(exist_ok=True)
         self._spawn(
@@ -101,7 +100,7 @@ class ControlPlane:
                 str(self.binaries.kine),
                 f"--endpoint=sqlite://{db}?_journal=WAL&cache=shared&_busy_timeout=30000",
                 f"--listen-address=127.0.0.1:{port}",
-                f"--metrics-bind-address=127.0.0.1:{metrics}",
+                "--metrics-bind-address=0",  # no metrics listener at all
             ],
         )
         return f"http://127.0.0.1:{port}"

@@ -308,6 +308,8 @@ class TestKubelet:
             JUPYTER_PLATFORM_DIRS="1",
         )
         args = podspec.singleuser_args(container, running.ip, running.port)
+        if os.geteuid() == 0:
+            args.append("--allow-root")  # a pod would run as its own user
         with open(running.log_path, "ab") as out:
             running.proc = await asyncio.create_subprocess_exec(
                 self.singleuser,
