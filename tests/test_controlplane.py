@@ -9,6 +9,7 @@ The podspec tests at the top need no cluster.
 
 import asyncio
 import json
+import secrets
 
 import pytest
 from kubernetes_asyncio import client, watch
@@ -321,3 +322,103 @@ async def test_stock_kubespawner_spawns_through_the_control_plane(
         # and the single-user process is gone with it
         with pytest.raises(OSError):
             await asyncio.open_connection(pod.status.pod_ip, 8888)
+
+
+# -- the test kubelet on its own -------------------------------------------
+
+
+def _pod(name, env):
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "containers": [
+                {
+                    "name": "notebook",
+                    "image": "example/never-pulled",
+                    "command": ["jupyterhub-singleuser"],
+                    "ports": [{"name": "notebook-port", "containerPort": 8888}],
+                    "env": env,
+                }
+            ]
+        },
+    }
+
+
+async def _wait_phase(core, namespace, name, phases, timeout=60):
+    async def phase():
+        pod = await core.read_namespaced_pod(name, namespace)
+        return pod if pod.status.phase in phases else None
+
+    return await _wait_for(phase, timeout, f"pod {name} in {phases}")
+
+
+@pytest.mark.cluster
+async def test_kubelet_refuses_a_hub_outside_loopback(
+    kube_api, k8s_namespace, test_kubelet
+):
+    if test_kubelet is None:
+        pytest.skip("checks the local test kubelet; another cluster runs images")
+    core = client.CoreV1Api(kube_api)
+    env = [{"name": "JUPYTERHUB_API_URL", "value": "http://10.1.2.3:8081/hub/api"}]
+    await core.create_namespaced_pod(k8s_namespace, _pod("remote", env))
+    pod = await _wait_phase(core, k8s_namespace, "remote", {"Failed"})
+    assert "JUPYTERHUB_API_URL=http://10.1.2.3:8081/hub/api is not a loopback" in (
+        pod.status.message
+    )
+    assert pod.status.pod_ip is None
+    assert test_kubelet.find(k8s_namespace, "remote").proc is None
+
+
+@pytest.mark.cluster
+async def test_kubelet_reports_a_server_that_cannot_start(
+    kube_api, k8s_namespace, test_kubelet
+):
+    if test_kubelet is None:
+        pytest.skip("checks the local test kubelet; another cluster runs images")
+    core = client.CoreV1Api(kube_api)
+    # no JUPYTERHUB_* variables at all: the real singleuser server gives up
+    await core.create_namespaced_pod(k8s_namespace, _pod("broken", []))
+    pod = await _wait_phase(core, k8s_namespace, "broken", {"Failed"})
+    state = pod.status.container_statuses[0].state.terminated
+    assert state.exit_code != 0
+    assert "JUPYTERHUB" in pod.status.message
+    # deleting it completes without any controller
+    await core.delete_namespaced_pod("broken", k8s_namespace)
+
+    async def gone():
+        listed = await core.list_namespaced_pod(k8s_namespace)
+        return not listed.items
+
+    await _wait_for(gone, 30, "pod deleted")
+
+
+@pytest.mark.cluster
+async def test_namespace_deletion_completes_and_claims_bind(kube_api, test_kubelet):
+    core = client.CoreV1Api(kube_api)
+    name = f"hubext-test-finalize-{secrets.token_hex(3)}"
+    await core.create_namespace({"metadata": {"name": name}})
+    pvc = {
+        "metadata": {"name": "home"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    await core.create_namespaced_persistent_volume_claim(name, pvc)
+    if test_kubelet is not None:  # no provisioner locally: the kubelet binds
+
+        async def bound():
+            claim = await core.read_namespaced_persistent_volume_claim("home", name)
+            return claim.status.phase == "Bound"
+
+        await _wait_for(bound, 30, "claim bound")
+    await core.delete_namespace(name)
+
+    async def gone():
+        try:
+            await core.read_namespace(name)
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    await _wait_for(gone, 120, "namespace removed")
