@@ -253,6 +253,15 @@ class TestKubelet:
         raise RuntimeError(f"no free loopback address for port {port}")
 
     async def _run_pod(self, pod: dict, running: PodProcess) -> None:
+        """Run one pod; API errors are logged, never lost in a task."""
+        meta = pod["metadata"]
+        try:
+            await self._start_pod(pod, running)
+        except ApiException as e:
+            if e.status not in (404, 409):  # deleted or rebound meanwhile
+                log.error("pod %s/%s: %s", meta["namespace"], meta["name"], e)
+
+    async def _start_pod(self, pod: dict, running: PodProcess) -> None:
         """Bind the pod, start its server, and report Running or Failed."""
         meta = pod["metadata"]
         ns, name = meta["namespace"], meta["name"]
