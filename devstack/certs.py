@@ -80,9 +80,8 @@ def _leaf(ca_key, ca_name, name: x509.Name, usage, sans=None):
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def generate(directory: Path) -> Pki:
-    """Create the CA, serving and admin certificates and the SA key pair."""
-    directory.mkdir(parents=True, exist_ok=True)
+def _ca():
+    """A self-signed CA that lives and dies with one control plane."""
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hubext-dev-ca")])
     ca_cert = (
@@ -104,6 +103,13 @@ def generate(directory: Path) -> Pki:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_key, ca_name, ca_cert
+
+
+def generate(directory: Path) -> Pki:
+    """Create the CA, serving and admin certificates and the SA key pair."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_name, ca_cert = _ca()
     serving_key, serving = _leaf(
         ca_key,
         ca_name,
