@@ -68,7 +68,7 @@ def _run_go(args: list[str], cwd: Path, env: dict) -> None:
     go = shutil.which("go")
     if go is None:
         raise BuildError(
-            "the `go` command was not found on PATH; install Go 1.25 or newer "
+            "the `go` command was not found on PATH; install Go 1.26.5 or newer "
             "(https://go.dev/dl/) and run `python -m devstack build` again"
         )
     proc = subprocess.run([go, *args], cwd=cwd, env=env, capture_output=True, text=True)

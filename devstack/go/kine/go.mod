@@ -1,6 +1,7 @@
 // kine (SQLite) as the etcd endpoint of hubext's local control plane.
 // Kept apart from the apiserver module: kine follows newer etcd and
-// Kubernetes libraries than the apiserver it serves.
+// Kubernetes libraries than the apiserver it serves. Tidy with
+// `go mod tidy -e`: a test-only dependency of kine is not on the proxy.
 module hubext.local/devstack/kine
 
 go 1.26.5
