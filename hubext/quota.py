@@ -212,10 +212,11 @@ def check_spawn(user, server_name: str, policy: QuotaPolicy) -> None:
     quota = policy.limit_for(user.name, _group_names(user))
     if quota == 0:
         return
-    used = count_projects([*user.orm_spawners, server_name])
-    if used > quota:
+    others = count_projects(n for n in user.orm_spawners if n != server_name)
+    if others >= quota:
+        # the message counts the projects the user already holds
         raise policy.exceeded(
-            used, quota, control_panel_url_from_settings(user.settings)
+            others, quota, control_panel_url_from_settings(user.settings)
         )
 
 

@@ -14,19 +14,20 @@ into JupyterHub's user-facing spawn error, so the BinderHub launch page shows
 class only wires them together.
 """
 
+import asyncio
 import json
 
 from kubespawner import KubeSpawner
-from traitlets import Bool, Dict, Integer, List, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
 from . import names, quota, sshkeys, storage
 from .errors import UserFacingError
 from .repofiles import RepoFileFetcher, parse_launch
 from .resources import ResourcePolicy, parse_resources
 
-try:  # JupyterHub >= 5.? has an exception made for user-facing spawn failures
+try:  # JupyterHub 6 has an exception made for user-facing spawn failures
     from jupyterhub.spawner import SpawnException
-except ImportError:  # pragma: no cover - older hubs read `jupyterhub_message`
+except ImportError:  # JupyterHub 5 reads `jupyterhub_message` only
     SpawnException = None
 
 #: Labels and annotations hubext puts on the pods it launches.
@@ -40,10 +41,12 @@ LAUNCH_KEY = "binder_persistent_request"
 
 def spawn_error(error: UserFacingError) -> Exception:
     """The exception JupyterHub shows to the user as "Spawn failed: <message>"."""
-    reason = type(error).__name__
     if SpawnException is not None:
-        return SpawnException(error.message, reason=reason, status_code=400)
-    exc = RuntimeError(error.message)
+        exc = SpawnException(error.message, reason=type(error).__name__)
+    else:
+        exc = RuntimeError(error.message)
+    # The progress stream (what BinderHub relays) reads this attribute and
+    # would otherwise show SpawnException's str(), status code and all.
     exc.jupyterhub_message = error.message
     return exc
 
@@ -57,6 +60,12 @@ def merge_by_name(current: list, ours: list) -> list:
     taken = {item["name"] for item in ours}
     kept = [item for item in current if _name_of(item) not in taken]
     return kept + list(ours)
+
+
+def _literal(text: str) -> str:
+    """`text` protected from KubeSpawner's `{...}` expansion of labels and
+    annotations: values from a launch must never be read as a template."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _name_of(item) -> str | None:
@@ -257,6 +266,19 @@ class HubextSpawner(KubeSpawner):
     def _default_slug_scheme(self):
         return "safe"
 
+    refusal_wait = Float(
+        10.0,
+        config=True,
+        help="""Seconds a refused launch waits for someone to watch its progress.
+
+        BinderHub asks for the progress stream right after the hub accepts
+        the launch; a refusal that lands before that is only seen as "not
+        starting". So the refusal is held until the stream is open (or this
+        many seconds pass), and the launch page shows the message. Default:
+        10. Example: `c.HubextSpawner.refusal_wait = 10`
+        """,
+    )
+
     # One fetcher per hub process, so its cache and in-flight sharing span
     # every user's launches.
     _fetcher = None
@@ -267,6 +289,19 @@ class HubextSpawner(KubeSpawner):
             cls._fetcher = RepoFileFetcher(config=self.config, log=self.log)
         return cls._fetcher
 
+    _progress_watched = None  # an asyncio.Event per start
+
+    def start(self):
+        self._progress_watched = asyncio.Event()
+        return super().start()
+
+    async def progress(self):
+        """KubeSpawner's progress events; notes that someone is watching."""
+        if self._progress_watched is not None:
+            self._progress_watched.set()
+        async for event in super().progress():
+            yield event
+
     async def load_user_options(self):
         """KubeSpawner's options, then everything a hubext launch needs."""
         await super().load_user_options()
@@ -276,7 +311,16 @@ class HubextSpawner(KubeSpawner):
             self.log.warning(
                 "Launch of %s refused: %s %s", self._log_name, e.message, e.fields
             )
+            await self._until_progress_is_watched()
             raise spawn_error(e) from None
+
+    async def _until_progress_is_watched(self):
+        if self._progress_watched is None:
+            return
+        try:
+            await asyncio.wait_for(self._progress_watched.wait(), self.refusal_wait)
+        except asyncio.TimeoutError:
+            pass
 
     @property
     def _log_name(self) -> str:
@@ -389,9 +433,9 @@ class HubextSpawner(KubeSpawner):
         annotations.pop(REPO_ANNOTATION, None)
         if launch is not None:
             labels[COMMIT_LABEL] = launch.commit
-            annotations[REPO_ANNOTATION] = launch.repo_url
-        annotations[RESOURCES_ANNOTATION] = json.dumps(
-            resources.as_dict(), sort_keys=True
+            annotations[REPO_ANNOTATION] = _literal(launch.repo_url)
+        annotations[RESOURCES_ANNOTATION] = _literal(
+            json.dumps(resources.as_dict(), sort_keys=True)
         )
         self.extra_labels = labels
         self.extra_annotations = annotations

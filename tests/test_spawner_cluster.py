@@ -1,0 +1,271 @@
+"""HubextSpawner end to end: a real hub, KubeSpawner, proxy and API server.
+
+Launches are made exactly as BinderHub makes them (POST with its
+`user_options`, then the progress stream), for a repository served by the
+loopback GitHub API stand-in.
+"""
+
+import base64
+
+import kubernetes_validate
+import pytest
+from kubernetes_asyncio import client
+from tornado.httpclient import AsyncHTTPClient
+
+from hubext import names
+from hubext.resources import ResourceFileError, ResourcePolicy, parse_resources
+from tests.fixtures.hubext_hub import HEAD_SHA, POLICY, REPO, SHA
+from tests.helpers.launch import binder_user_options, launch, server_name, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.hub, pytest.mark.slow]
+
+
+@pytest.fixture
+def core(kube_api):
+    return client.CoreV1Api(kube_api)
+
+
+async def _pods(core, namespace, user=None):
+    pods = (await core.list_namespaced_pod(namespace)).items
+    if user is None:
+        return pods
+    return [
+        p
+        for p in pods
+        if p.metadata.annotations.get("hub.jupyter.org/username") == user
+    ]
+
+
+async def _launch_ok(hub, user, options=None):
+    name = server_name(REPO)
+    event = await launch(hub, user, name, options or binder_user_options(REPO, SHA))
+    assert event.get("ready"), f"{event}\n{hub.log_text()[-4000:]}"
+    return name
+
+
+def _container(pod):
+    return next(c for c in pod.spec.containers if c.name == "notebook")
+
+
+async def test_binderhub_launch_builds_the_institutional_pod(
+    hubext_hub, core, kube_api, k8s_namespace, forge
+):
+    hub = await hubext_hub()
+    await hub.api("POST", "/users/alice")
+    name = await _launch_ok(hub, "alice")
+
+    [pod] = await _pods(core, k8s_namespace)
+    notebook = _container(pod)
+    # .resources at the launched commit, not at HEAD (which asks for gpu=2)
+    # an extended resource's request always equals its limit
+    assert notebook.resources.requests == {
+        "cpu": "2",
+        "memory": str(4 * 1024**3),
+        "nvidia.com/gpu": "1",
+    }
+    assert notebook.resources.limits == {
+        "cpu": "4",
+        "memory": str(8 * 1024**3),
+        "nvidia.com/gpu": "1",
+    }
+    assert any(f"ref={SHA}" in uri for _, uri, _ in forge.requests)
+    assert not any(HEAD_SHA in uri for _, uri, _ in forge.requests)
+
+    # the user's NFS claim at /home/alice-nfs-pvc, and the SSH identity
+    volumes = {v.name: v for v in pod.spec.volumes}
+    mounts = {m.mount_path: m.name for m in notebook.volume_mounts}
+    claim_volume = volumes[mounts["/home/alice-nfs-pvc"]]
+    assert claim_volume.persistent_volume_claim.claim_name == "alice-nfs-pvc"
+    ssh_volume = volumes[mounts["/home/jovyan/.ssh"]]
+    assert ssh_volume.empty_dir is not None
+    [init] = pod.spec.init_containers
+    assert init.image == notebook.image == binder_user_options(REPO, SHA)["image"]
+    assert {m.name for m in init.volume_mounts} >= {ssh_volume.name}
+    secret_volumes = [v.secret.secret_name for v in pod.spec.volumes if v.secret]
+    assert secret_volumes == ["alice-ssh-key"]
+
+    # uid 1000 with a matching fsGroup, the Binder image contract
+    assert pod.spec.security_context.fs_group == 1000
+    assert notebook.security_context.run_as_user == 1000
+    assert init.security_context.run_as_user == 1000
+
+    # what the control panel shows
+    assert pod.metadata.labels["hubext/commit"] == SHA
+    assert pod.metadata.annotations["hubext/repo-url"] == f"https://github.com/{REPO}"
+    assert pod.metadata.annotations["hubext/resources"] == (
+        '{"cpul": 4.0, "cpur": 2.0, "gpu": 1, "meml": 8.0, "memr": 4.0}'
+    )
+    assert pod.spec.image_pull_secrets is None or pod.spec.image_pull_secrets
+
+    # the manifest as stored passes the Kubernetes schemas, strictly
+    manifest = kube_api.sanitize_for_serialization(pod)
+    manifest.update(apiVersion="v1", kind="Pod")
+    manifest.pop("status")
+    manifest["metadata"].pop("managedFields", None)
+    kubernetes_validate.validate(manifest, "1.35.0", strict=True)
+
+    # the BinderHub token-less, authenticated route reaches the server
+    resp = await AsyncHTTPClient().fetch(
+        f"{hub.url}/user/alice/{name}/api/status",
+        headers={"Authorization": f"token {hub.admin_token}"},
+        raise_error=False,
+    )
+    assert resp.code == 200
+
+
+async def test_servers_of_a_user_share_claim_and_key_other_users_do_not(
+    hubext_hub, core, k8s_namespace
+):
+    hub = await hubext_hub()
+    users = ["alice", "a.b", "a-b"]
+    for user in users:
+        await hub.api("POST", f"/users/{user}")
+    await _launch_ok(hub, "alice")
+    await _launch_ok(hub, "alice")
+    await _launch_ok(hub, "a.b")
+    await _launch_ok(hub, "a-b")
+
+    claims = {}
+    keys = {}
+    for pod in await _pods(core, k8s_namespace):
+        user = pod.metadata.annotations["hub.jupyter.org/username"]
+        claim = {
+            v.persistent_volume_claim.claim_name
+            for v in pod.spec.volumes
+            if v.persistent_volume_claim
+        }
+        secret = {v.secret.secret_name for v in pod.spec.volumes if v.secret}
+        claims.setdefault(user, set()).update(claim)
+        keys.setdefault(user, set()).update(secret)
+    # one claim and one key per user, the same in both of alice's servers
+    assert {u: len(c) for u, c in claims.items()} == {u: 1 for u in users}
+    assert {u: len(k) for u, k in keys.items()} == {u: 1 for u in users}
+    # and never another user's
+    all_claims = [next(iter(c)) for c in claims.values()]
+    all_keys = [next(iter(k)) for k in keys.values()]
+    assert len(set(all_claims)) == len(users)
+    assert len(set(all_keys)) == len(users)
+    assert claims["a-b"] == {"a-b-nfs-pvc"}
+    assert claims["a.b"] == {names.pvc_name("a.b")} != {"a-b-nfs-pvc"}
+
+    pvcs = (await core.list_namespaced_persistent_volume_claim(k8s_namespace)).items
+    assert sorted(p.metadata.name for p in pvcs) == sorted(all_claims)
+    for pvc in pvcs:
+        assert pvc.spec.access_modes == ["ReadWriteMany"]
+        assert pvc.spec.storage_class_name == "nfs"
+
+
+BAD_FILES = [
+    b"memr=4G\n",
+    b"gpu=1\nmemory=4\n",
+    b"cpur=2\ncpur=3\n",
+    b"cpul=lots\n",
+    b"memr=nan\n",
+    b"meml=-1\n",
+    b"cpur=6\ncpul=4\n",
+    b"memr=20\n",
+    b"gpu=3\n",
+    b"\xff\xfe\x00binary",
+    b"# " + b"x" * 5000 + b"\n",
+]
+
+
+async def test_bad_resources_files_reach_the_launch_page(hubext_hub, core, forge):
+    hub = await hubext_hub(limit=0)
+    await hub.api("POST", "/users/carol")
+    policy = ResourcePolicy.from_dict(POLICY)
+    for i, data in enumerate(BAD_FILES):
+        sha = f"{i:040x}"
+        forge.add(REPO, sha, ".resources", data)
+        with pytest.raises(ResourceFileError) as parsed:
+            parse_resources(data, policy)
+        name = server_name(REPO)
+        event = await launch(hub, "carol", name, binder_user_options(REPO, sha))
+        assert event.get("failed"), event
+        assert event["message"] == f"Spawn failed: {parsed.value.message}"
+    # the hub is still serving, and a good file still launches
+    await _launch_ok(hub, "carol")
+
+
+async def test_unreachable_or_disallowed_repo_host_is_explained(hubext_hub, forge):
+    hub = await hubext_hub()
+    await hub.api("POST", "/users/dave")
+    options = binder_user_options("org/x", SHA, host="gitlab.example.org", prefix="gl")
+    event = await launch(hub, "dave", server_name("org/x"), options)
+    assert event.get("failed"), event
+    assert event["message"].startswith("Spawn failed: ")
+    assert "gitlab.example.org" in event["message"]
+    assert not any("org/x" in uri for _, uri, _ in forge.requests)
+
+
+async def test_image_outside_the_allowed_registry_is_refused(hubext_hub):
+    hub = await hubext_hub()
+    await hub.api("POST", "/users/erin")
+    options = binder_user_options(REPO, SHA)
+    options["image"] = f"evil.example.com/miner:{SHA}"
+    event = await launch(hub, "erin", server_name(REPO), options)
+    assert event.get("failed"), event
+    assert "is not one this hub launches" in event["message"]
+
+
+async def test_spawner_guard_refuses_a_start_over_the_quota(
+    hubext_hub, core, k8s_namespace
+):
+    # The hub's own creation check is off (limit 0 there), so only the
+    # spawner's guard stands between the user and a second project.
+    hub = await hubext_hub(
+        limit=1, hub_config="c.JupyterHub.named_server_limit_per_user = 0\n"
+    )
+    await hub.api("POST", "/users/frank")
+    await _launch_ok(hub, "frank")
+    event = await launch(
+        hub, "frank", server_name(REPO), binder_user_options(REPO, SHA)
+    )
+    assert event.get("failed"), event
+    assert event["message"].startswith("Spawn failed: You have 1 of 1 project. ")
+    assert len(await _pods(core, k8s_namespace, "frank")) == 1
+
+
+async def test_stop_and_delete_leave_claim_and_key(hubext_hub, core, k8s_namespace):
+    hub = await hubext_hub()
+    await hub.api("POST", "/users/grace")
+    name = await _launch_ok(hub, "grace")
+    code, _ = await hub.api("DELETE", f"/users/grace/servers/{name}")
+    assert code in (202, 204)
+
+    async def stopped():
+        return not await _pods(core, k8s_namespace, "grace")
+
+    await wait_for(stopped, 60, "pod removed")
+    code, _ = await hub.api(
+        "DELETE", f"/users/grace/servers/{name}", body={"remove": True}
+    )
+    assert code in (202, 204)
+    code, user = await hub.api("GET", "/users/grace?include_stopped_servers=1")
+    assert name not in user["servers"]
+    await core.read_namespaced_persistent_volume_claim("grace-nfs-pvc", k8s_namespace)
+    await core.read_namespaced_secret("grace-ssh-key", k8s_namespace)
+
+
+async def test_private_key_stays_out_of_logs_database_and_api(
+    hubext_hub, core, k8s_namespace
+):
+    hub = await hubext_hub()
+    await hub.api("POST", "/users/heidi")
+    name = await _launch_ok(hub, "heidi")
+    secret = await core.read_namespaced_secret("heidi-ssh-key", k8s_namespace)
+    private = base64.b64decode(secret.data["ssh.priv"]).decode()
+    public = base64.b64decode(secret.data["ssh.pub"]).decode()
+    assert "OPENSSH PRIVATE KEY" in private and public.startswith("ssh-ed25519 ")
+    body = private.split("-----")[2].strip()
+    lines = [line for line in body.splitlines() if len(line) > 20]
+    assert lines
+    code, model = await hub.api("GET", "/users/heidi?include_stopped_servers=1")
+    assert name in model["servers"]
+    api_text = str(model)
+    db = (hub.dir / "jupyterhub.sqlite").read_bytes()
+    for line in lines:
+        assert line not in hub.log_text()
+        assert line not in api_text
+        assert line.encode() not in db
+    assert private not in str(model["servers"][name].get("user_options"))
