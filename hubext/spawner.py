@@ -408,7 +408,7 @@ class HubextSpawner(KubeSpawner):
         secret = names.object_name(
             self.ssh_secret_name_template, username, "SSH key Secret name"
         )
-        await sshkeys.ensure_ssh_secret(
+        self._public_key = await sshkeys.ensure_ssh_secret(
             self.api,
             self.namespace,
             secret,
@@ -426,7 +426,15 @@ class HubextSpawner(KubeSpawner):
         )
 
     def _record_launch(self, launch, resources):
-        """Repo, commit and resources on the pod, for the control panel."""
+        """Repo, commit and resources on the pod and in the hub's state of
+        this server, for the control panel."""
+        self.launch_record = {
+            "repo_url": launch.repo_url if launch else None,
+            "commit": launch.commit if launch else None,
+            "ref_url": self.user_options.get("binder_ref_url"),
+            "resources": resources.as_dict(),
+            "ssh_public_key": self._public_key,
+        }
         labels = dict(self.extra_labels)
         annotations = dict(self.extra_annotations)
         labels.pop(COMMIT_LABEL, None)
@@ -439,6 +447,28 @@ class HubextSpawner(KubeSpawner):
         )
         self.extra_labels = labels
         self.extra_annotations = annotations
+
+    # What the control panel shows about this project; kept in the hub's
+    # database with the server's state, and kept when the server stops.
+    launch_record = Dict(allow_none=True, default_value=None)
+    _public_key = None
+
+    def get_state(self):
+        state = super().get_state()
+        if self.launch_record:
+            state["hubext"] = self.launch_record
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        if state.get("hubext"):
+            self.launch_record = state["hubext"]
+
+    def clear_state(self):
+        """Forget the pod, not the project: a stopped project is still listed."""
+        record = self.launch_record
+        super().clear_state()
+        self.launch_record = record
 
     def get_env(self):
         """KubeSpawner's environment plus where the launch came from."""

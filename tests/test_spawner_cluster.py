@@ -237,6 +237,13 @@ async def test_stop_and_delete_leave_claim_and_key(hubext_hub, core, k8s_namespa
         return not await _pods(core, k8s_namespace, "grace")
 
     await wait_for(stopped, 60, "pod removed")
+    # the stopped project keeps what the control panel shows about it
+    code, model = await hub.api("GET", "/users/grace?include_stopped_servers=1")
+    record = model["servers"][name]["state"]["hubext"]
+    assert record["commit"] == SHA
+    assert record["repo_url"] == f"https://github.com/{REPO}"
+    assert record["resources"]["meml"] == 8
+    assert record["ssh_public_key"].startswith("ssh-ed25519 ")
     code, _ = await hub.api(
         "DELETE", f"/users/grace/servers/{name}", body={"remove": True}
     )
