@@ -10,7 +10,7 @@ project = "hubext"
 copyright = "2026, the hubext developers"
 author = "the hubext developers"
 
-extensions = ["myst_parser"]
+extensions = ["myst_parser", "traitsref"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 source_suffix = {".md": "markdown"}
