@@ -1,0 +1,310 @@
+"""hubext settings from the chart's ConfigMap, for the official charts.
+
+The hubext Helm chart renders its values into one YAML file (a ConfigMap);
+the official BinderHub chart's hub and BinderHub mount it and call, from
+their ``extraConfig``::
+
+    import hubext.z2jh
+    hubext.z2jh.configure(c, "/etc/hubext/config/hubext.yaml",
+                          tokens_file="/etc/hubext/tokens/tokens.yaml")
+
+and, in BinderHub::
+
+    hubext.z2jh.configure_binderhub(c, "/etc/hubext/config/hubext.yaml")
+
+`hub_traits` is the whole mapping from values to settings, pure so that a
+table test can check it; `configure` adds what needs the live config (the
+lists of services and roles the hub chart has already set).
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+#: (value path, class, trait) for every value copied as it is.
+DIRECT = (
+    ("resources.file", "HubextSpawner", "resources_file"),
+    ("storage.enabled", "HubextSpawner", "storage_enabled"),
+    ("storage.storageClassName", "HubextSpawner", "storage_class_name"),
+    ("storage.size", "HubextSpawner", "storage_size"),
+    ("storage.accessModes", "HubextSpawner", "storage_access_modes"),
+    ("storage.claimNameTemplate", "HubextSpawner", "storage_claim_name_template"),
+    ("storage.mountPathTemplate", "HubextSpawner", "storage_mount_path_template"),
+    ("ssh.enabled", "HubextSpawner", "ssh_enabled"),
+    ("ssh.keyType", "HubextSpawner", "ssh_key_type"),
+    ("ssh.dir", "HubextSpawner", "ssh_dir"),
+    ("ssh.secretNameTemplate", "HubextSpawner", "ssh_secret_name_template"),
+    ("notebookUid", "HubextSpawner", "notebook_uid"),
+    ("allowedImages", "HubextSpawner", "allowed_images"),
+    ("refusalWait", "HubextSpawner", "refusal_wait"),
+    ("quota.defaultLimit", "QuotaPolicy", "default_limit"),
+    ("quota.userLimits", "QuotaPolicy", "user_limits"),
+    ("quota.groupLimits", "QuotaPolicy", "group_limits"),
+    ("quota.controlPanelUrl", "QuotaPolicy", "control_panel_url"),
+    ("repoHosts.timeout", "RepoFileFetcher", "timeout"),
+    ("repoHosts.maxBytes", "RepoFileFetcher", "max_bytes"),
+    ("repoHosts.onError", "RepoFileFetcher", "on_error"),
+    ("repoHosts.cacheSize", "RepoFileFetcher", "cache_size"),
+)
+
+#: Values of `resources` and the key of `resource_policy` each one fills.
+RESOURCE_POLICY_KEYS = {
+    "defaults": "defaults",
+    "maxima": "maxima",
+    "gpuResource": "gpu_resource",
+    "maxFileBytes": "max_file_bytes",
+}
+
+#: Values of one entry of `repoHosts.hosts` and the key each one becomes.
+HOST_KEYS = {
+    "provider": "provider",
+    "apiUrl": "api_url",
+    "allowHttp": "allow_http",
+    "username": "username",
+}
+
+#: Values of `idle` and the `hubext-idle` option each one becomes.
+IDLE_OPTIONS = {
+    "timeout": "--timeout",
+    "noticeBefore": "--notice-before",
+    "noticeUrl": "--notice-url",
+    "interval": "--interval",
+    "concurrency": "--concurrency",
+    "stateFile": "--state-file",
+    "metricsPort": "--metrics-port",
+}
+IDLE_FLAGS = {"confirmWithServer": "--confirm-with-server", "dryRun": "--dry-run"}
+IDLE_SERVICE = "hubext-idle"
+IDLE_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+TOP_LEVEL = {
+    "resources",
+    "quota",
+    "storage",
+    "ssh",
+    "notebookUid",
+    "allowedImages",
+    "refusalWait",
+    "repoHosts",
+    "idle",
+}
+SECTIONS = {
+    "resources": set(RESOURCE_POLICY_KEYS) | {"file"},
+    "quota": {"defaultLimit", "userLimits", "groupLimits", "controlPanelUrl"},
+    "storage": {
+        "enabled",
+        "storageClassName",
+        "size",
+        "accessModes",
+        "claimNameTemplate",
+        "mountPathTemplate",
+    },
+    "ssh": {"enabled", "keyType", "dir", "secretNameTemplate"},
+    "repoHosts": {"hosts", "timeout", "maxBytes", "onError", "cacheSize"},
+    "idle": set(IDLE_OPTIONS) | set(IDLE_FLAGS) | {"enabled"},
+}
+
+
+class SettingsError(ValueError):
+    """The hubext settings file cannot be used; the message says where and why."""
+
+
+def _unknown(key: str, where: str, known) -> SettingsError:
+    hint = difflib.get_close_matches(key, sorted(known), n=1)
+    maybe = f" Did you mean {hint[0]}?" if hint else ""
+    return SettingsError(
+        f"{where}: unknown value {key!r}.{maybe} The chart's values.schema.json "
+        "lists every value; fix the hubext chart values and upgrade the release."
+    )
+
+
+def check_settings(settings: dict, where: str = "hubext settings") -> None:
+    """Refuse unknown keys, naming the closest known one (a hand-edited
+    ConfigMap skips Helm's schema check)."""
+    if not isinstance(settings, dict):
+        raise SettingsError(f"{where}: expected a mapping of values, not {settings!r}")
+    for key, value in settings.items():
+        if key not in TOP_LEVEL:
+            raise _unknown(key, where, TOP_LEVEL)
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise SettingsError(f"{where}: {key} must be a mapping, not {value!r}")
+            for sub in value:
+                if sub not in SECTIONS[key]:
+                    raise _unknown(f"{key}.{sub}", where, SECTIONS[key])
+
+
+_MISSING = object()
+
+
+def _get(settings: dict, path: str):
+    """The value at a dotted path, or `_MISSING` when any part is missing."""
+    value = settings
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def resource_policy(resources: dict) -> dict:
+    """`c.HubextSpawner.resource_policy` from the `resources` values."""
+    return {
+        key: resources[value_key]
+        for value_key, key in RESOURCE_POLICY_KEYS.items()
+        if resources.get(value_key) is not None
+    }
+
+
+def repo_hosts(hosts: dict) -> dict:
+    """`c.RepoFileFetcher.hosts` from `repoHosts.hosts`; a host set to null
+    (how Helm values remove a default entry) is left out."""
+    return {
+        name: {HOST_KEYS[k]: v for k, v in entry.items() if v is not None}
+        for name, entry in hosts.items()
+        if entry is not None
+    }
+
+
+def hub_traits(settings: dict, tokens: dict | None = None) -> dict:
+    """Every hubext setting of the hub, as {class: {trait: value}}.
+
+    A value missing from `settings` leaves its trait at its default.
+    """
+    check_settings(settings)
+    traits: dict[str, dict] = {}
+    for path, cls, trait in DIRECT:
+        value = _get(settings, path)
+        if value is not _MISSING:
+            traits.setdefault(cls, {})[trait] = value
+    if settings.get("resources"):
+        policy = resource_policy(settings["resources"])
+        if policy:
+            traits.setdefault("HubextSpawner", {})["resource_policy"] = policy
+    hosts = _get(settings, "repoHosts.hosts")
+    if hosts is not _MISSING:
+        traits.setdefault("RepoFileFetcher", {})["hosts"] = repo_hosts(hosts)
+    if tokens:
+        traits.setdefault("RepoFileFetcher", {})["tokens"] = dict(tokens)
+    return traits
+
+
+def idle_service(idle: dict, hub_api_url: str = "") -> tuple[dict, dict]:
+    """The `hubext-idle` service and its role, for the hub's lists."""
+    command = [sys.executable, "-m", "hubext.idle"]
+    if hub_api_url:
+        command.append(f"--url={hub_api_url}")
+    for key, option in IDLE_OPTIONS.items():
+        value = idle.get(key)
+        if value is not None and value != "":
+            command.append(f"{option}={value}")
+    command += [flag for key, flag in IDLE_FLAGS.items() if idle.get(key)]
+    scopes = list(IDLE_SCOPES)
+    if idle.get("confirmWithServer"):
+        scopes.append("access:servers")
+    service = {"name": IDLE_SERVICE, "command": command}
+    role = {"name": IDLE_SERVICE, "scopes": scopes, "services": [IDLE_SERVICE]}
+    return service, role
+
+
+def local_hub_api_url(hub_bind_url: str, base_url: str = "/") -> str:
+    """The hub API as seen from inside the hub's pod.
+
+    In the official chart the hub listens on all addresses (``http://:8081``)
+    and the hub's own Service is not reachable from the hub pod under its
+    network policy, so a managed service talks to it on localhost.
+    """
+    parts = urlsplit(hub_bind_url)
+    host = parts.hostname or "localhost"
+    if host in ("0.0.0.0", "::"):
+        host = "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme or 'http'}://{host}{port}{base_url.rstrip('/')}/hub/api"
+
+
+def read_yaml(path, what: str, missing_ok: bool = False):
+    """A YAML file's content; errors name the file and what it was for."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise SettingsError(
+            f"{path}: the {what} file is missing: mount the hubext chart's "
+            "ConfigMap there (see `hubext chart binderhub-values`)"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SettingsError(f"{path}: the {what} file is not valid YAML: {e}") from None
+
+
+def _set_traits(c, traits: dict) -> None:
+    for cls, values in traits.items():
+        for trait, value in values.items():
+            c[cls][trait] = value
+
+
+def _replace_named(c_section, key: str, entry: dict) -> None:
+    """Put `entry` into the list `key` of a config section, replacing an
+    entry of the same name (the hub chart may have set the list already)."""
+    current = list(c_section[key]) if key in c_section else []
+    current = [e for e in current if e.get("name") != entry["name"]]
+    c_section[key] = current + [entry]
+
+
+def configure(c, path, tokens_file=None) -> dict:
+    """Configure a hub (``c``, its traitlets config) from the chart's settings.
+
+    Returns the settings read. Sets HubextSpawner as the spawner, the
+    project quota as JupyterHub's named-server limit, the progress stream
+    for refusals (``slow_spawn_timeout = 0``), and the idle service.
+    """
+    from hubext.quota import named_server_limit
+
+    settings = read_yaml(path, "hubext settings") or {}
+    tokens = None
+    if tokens_file is not None:
+        tokens = read_yaml(tokens_file, "repository host tokens", missing_ok=True)
+        if tokens is not None and not isinstance(tokens, dict):
+            raise SettingsError(
+                f"{tokens_file}: expected a mapping of host name to token, "
+                "such as {gitlab.example.edu: glpat-...}"
+            )
+    _set_traits(c, hub_traits(settings, tokens))
+    hub = c.JupyterHub
+    hub.spawner_class = "hubext"
+    hub.allow_named_servers = True
+    hub.named_server_limit_per_user = named_server_limit
+    tornado = dict(hub.tornado_settings) if "tornado_settings" in hub else {}
+    tornado["slow_spawn_timeout"] = 0
+    hub.tornado_settings = tornado
+    idle = settings.get("idle") or {}
+    if idle.get("enabled", True):
+        url = ""
+        if "hub_bind_url" in hub:
+            base = hub.base_url if "base_url" in hub else "/"
+            url = local_hub_api_url(hub.hub_bind_url, base)
+        service, role = idle_service(idle, url)
+        _replace_named(hub, "services", service)
+        _replace_named(hub, "load_roles", role)
+    return settings
+
+
+def configure_binderhub(c, path) -> dict:
+    """Configure BinderHub (``c``) to check the project quota before a launch,
+    with the same limits as the hub. Returns the settings read."""
+    from hubext.binderhub import pre_launch_hook
+
+    settings = read_yaml(path, "hubext settings") or {}
+    traits = hub_traits(settings)
+    _set_traits(c, {"QuotaPolicy": traits.get("QuotaPolicy", {})})
+    c.Launcher.pre_launch_hook = pre_launch_hook
+    c.BinderHub.use_named_servers = True
+    return settings
