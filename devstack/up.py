@@ -1,8 +1,7 @@
 """`python -m devstack up`: the local stack, in the foreground until Ctrl-C.
 
-Today it runs the control plane and the test kubelet and prints how to use
-them. The hub joins through `start_hub`: it receives the running stack and
-returns an async callable that stops what it started.
+It runs the control plane, the test kubelet and JupyterHub with hubext (and
+its proxy and idle service), then prints how to use them.
 """
 
 import asyncio
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from kubernetes_asyncio import config
 
+from . import hub as devhub
 from .build import build_all
 from .controlplane import ControlPlane
 from .kubelet import TestKubelet
@@ -20,19 +20,24 @@ from .kubelet import TestKubelet
 
 @dataclass
 class Stack:
-    """What is running, for the hook that adds more to it."""
+    """What is running."""
 
     control_plane: ControlPlane
     kubelet: TestKubelet
     kubeconfig: Path
+    hub: devhub.Hub | None = None
 
 
-async def start_hub(stack: Stack):
-    """Hook: start JupyterHub against `stack`; return an async stopper.
+async def start_hub(stack: Stack, api):
+    """Start JupyterHub against `stack`; return an async stopper."""
+    stack.hub = await devhub.start(
+        api, stack.kubeconfig, stack.control_plane.workdir / "hub"
+    )
 
-    Nothing yet: the spawner work adds the hub here.
-    """
-    return None
+    async def stop():
+        await asyncio.to_thread(stack.hub.stop)
+
+    return stop
 
 
 async def run(workdir: Path | None = None) -> None:
@@ -47,7 +52,7 @@ async def run(workdir: Path | None = None) -> None:
         await kubelet.start()
         stack = Stack(cp, kubelet, cp.kubeconfig)
         try:
-            stop_hub = await start_hub(stack)
+            stop_hub = await start_hub(stack, api)
             _print_usage(stack)
             await _wait_for_interrupt()
         finally:
@@ -61,6 +66,14 @@ async def run(workdir: Path | None = None) -> None:
 
 def _print_usage(stack: Stack) -> None:
     cp = stack.control_plane
+    if stack.hub is not None:
+        print(
+            f"\nhubext is running: open {stack.hub.url}/hub/login and sign in "
+            f"with any username (no password).\n"
+            f"  hub log:    {stack.hub.log_path}\n"
+            f"  namespace:  {devhub.NAMESPACE}",
+            flush=True,
+        )
     print(
         f"\nKubernetes control plane ready in {cp.start_seconds:.1f}s\n"
         f"  apiserver:  {cp.server}\n"
