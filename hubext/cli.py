@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from hubext import __version__
+from hubext import __version__, chart
 from hubext.resources import (
     KEYS,
     ResourceFileError,
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the values as one JSON object"
     )
     check.set_defaults(run=resources_check)
+    chart.add_commands(commands)
     return parser
 
 
