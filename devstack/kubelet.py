@@ -5,9 +5,13 @@ single-user notebook server, so this kubelet starts that server from the
 local virtualenv instead of the pod's image. Each pod gets its own loopback
 address 127.0.0.N (N >= 2) and the port its container declares, its
 environment (with simple `valueFrom` references resolved), and a temporary
-working and home directory. Once the server listens, the pod's status
-becomes Running and Ready with that address as `podIP`; a deleted pod's
-process is stopped and the deletion completed (grace period 0).
+home directory. Its volumes are made on disk (`devstack.volumes`), its init
+containers' commands run for real, in order, and every container runs in
+its own mount namespace with its volume mounts, as its own user
+(`devstack.containers`); `exec` runs a command inside a running pod. Once
+the server listens, the pod's status becomes Running and Ready with that
+address as `podIP`; a failed mount or init container makes it Failed; a
+deleted pod's process is stopped and the deletion completed (grace period 0).
 
 It also stands in for the few controller duties the tests rely on: a
 `default` ServiceAccount in every namespace (the ServiceAccount admission
@@ -30,9 +34,8 @@ from urllib.parse import urlsplit
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from . import podspec
+from . import containers, podspec, volumes
 from .net import is_loopback, port_is_free
-from .proc import die_with_parent
 
 log = logging.getLogger("devstack.kubelet")
 
@@ -70,6 +73,8 @@ class PodProcess:
     workdir: Path
     proc: asyncio.subprocess.Process | None = None
     task: asyncio.Task | None = field(default=None, repr=False)
+    view: containers.View | None = field(default=None, repr=False)
+    env: dict = field(default_factory=dict, repr=False)
 
     @property
     def log_path(self) -> Path:
@@ -92,6 +97,8 @@ class TestKubelet:
         self.namespace = namespace
         self.singleuser = singleuser or default_singleuser()
         self.workdir = Path(tempfile.mkdtemp(prefix="hubext-kubelet-"))
+        self.workdir.chmod(0o711)  # pods' users reach their own directories
+        self.claims = self.workdir / "claims"  # the stand-in NFS exports
         self.pods: dict[str, PodProcess] = {}  # by pod uid
         self._done: set[str] = set()  # uids finished or given up on
         self._tasks: list[asyncio.Task] = []
@@ -121,6 +128,21 @@ class TestKubelet:
             if (pod.namespace, pod.name) == (namespace, name):
                 return pod
         return None
+
+    async def exec(self, namespace: str, pod: str, argv: list[str]):
+        """Run `argv` in a running pod, like `kubectl exec`: (rc, stdout, stderr).
+
+        The command sees the notebook container's mounts and runs as its
+        user, with its environment and HOME.
+        """
+        running = self.find(namespace, pod)
+        if running is None or running.proc is None or running.view is None:
+            raise LookupError(f"pod {namespace}/{pod} is not running here")
+        if running.proc.returncode is not None:
+            raise LookupError(f"pod {namespace}/{pod} has exited")
+        return await containers.exec_in(
+            running.proc.pid, running.view.identity, argv, running.env
+        )
 
     def _pods_list(self):
         if self.namespace:
@@ -268,8 +290,15 @@ class TestKubelet:
         if not pod["spec"].get("nodeName"):
             await self._bind(ns, name)
         try:
-            await self._start_process(pod, running)
+            paths = await self._prepare_volumes(pod, running)
+            if not await self._run_init_containers(pod, running, paths):
+                return
+            await self._start_process(pod, running, paths)
             ready = await self._wait_listening(running)
+        except volumes.MountError as e:
+            message = f"MountVolume.SetUp failed for {e}"
+            await self._report_failed(ns, name, pod, 1, message)
+            return
         except (OSError, ValueError) as e:
             await self._report_failed(ns, name, pod, 127, str(e))
             return
@@ -294,7 +323,62 @@ class TestKubelet:
             name, namespace, body, _preload_content=False
         )
 
-    async def _start_process(self, pod: dict, running: PodProcess) -> None:
+    async def _prepare_volumes(self, pod: dict, running: PodProcess) -> dict:
+        """Make the pod's volumes on disk; {volume name: host dir or None}."""
+        if not pod["spec"].get("volumes") or not containers.namespaces_available():
+            return {}
+        sources = {}
+        for kind, obj_name in volumes.sources_needed(pod):
+            sources[(kind, obj_name)] = await self._read_source(
+                running.namespace, kind, obj_name
+            )
+        return volumes.prepare(pod, running.workdir, self.claims, sources)
+
+    async def _read_source(self, namespace: str, kind: str, name: str):
+        """A Secret's or ConfigMap's data as bytes, True for a claim; None if absent."""
+        try:
+            if kind == "secret":
+                obj = await self.core.read_namespaced_secret(name, namespace)
+                return volumes.object_data(kind, obj.data)
+            if kind == "configMap":
+                obj = await self.core.read_namespaced_config_map(name, namespace)
+                return volumes.object_data(kind, obj.data, obj.binary_data)
+            await self.core.read_namespaced_persistent_volume_claim(name, namespace)
+            return True
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def _run_init_containers(self, pod, running, paths) -> bool:
+        """Run each init container to its end, in order; False once one fails."""
+        inits = pod["spec"].get("initContainers") or []
+        lookup = await self._lookup_for(running.namespace) if inits else None
+        for index, container in enumerate(inits):
+            command = list(container.get("command") or [])
+            command += list(container.get("args") or [])
+            if not command:  # the image's entrypoint: nothing to run here
+                log.warning("init container %s has no command", container["name"])
+                continue
+            view = containers.view(pod, container, running.workdir, paths)
+            env = podspec.resolve_env(pod, container, running.ip, HOST_IP, lookup)
+            env = {**_base_env(view, env), **env}
+            log_path = running.workdir / f"init-{index}.log"
+            code = await containers.run_to_end(
+                view.argv(command), env, log_path, running.workdir
+            )
+            if code != 0:
+                meta = pod["metadata"]
+                message = f"init container {container['name']} exited with " + (
+                    f"code {code}:\n{_tail(log_path)}"
+                )
+                log.warning("pod %s/%s: %s", meta["namespace"], meta["name"], message)
+                status = podspec.init_failed_status(pod, index, code, message)
+                await self._patch_status(meta["namespace"], meta["name"], status)
+                return False
+        return True
+
+    async def _start_process(self, pod: dict, running: PodProcess, paths) -> None:
         container = podspec.main_container(pod)
         env = podspec.resolve_env(
             pod,
@@ -308,29 +392,25 @@ class TestKubelet:
                 env["JUPYTERHUB_SERVICE_URL"], running.ip, running.port
             )
         _check_loopback_urls(env)
-        home = running.workdir / "home"
-        home.mkdir()
-        base = {k: os.environ[k] for k in ("PATH", "LANG", "TZ") if k in os.environ}
-        base.update(
-            HOME=str(home),
-            USER=env.get("JUPYTERHUB_USER", "jovyan"),
-            JUPYTER_PLATFORM_DIRS="1",
-        )
-        args = podspec.singleuser_args(container, running.ip, running.port)
-        if os.geteuid() == 0:
-            args.append("--allow-root")  # a pod would run as its own user
-        with open(running.log_path, "ab") as out:
-            running.proc = await asyncio.create_subprocess_exec(
-                self.singleuser,
-                *args,
-                cwd=home,
-                env={**base, **env},
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
+        view = containers.view(pod, container, running.workdir, paths)
+        if view.skipped:
+            log.warning(
+                "pod %s/%s: volumes %s not mounted (unsupported types)",
+                running.namespace,
+                running.name,
+                ", ".join(view.skipped),
             )
+        running.view = view
+        running.env = {**_base_env(view, env), **env}
+        args = podspec.singleuser_args(container, running.ip, running.port)
+        if view.runs_as_root:
+            args.append("--allow-root")  # a pod would run as its own user
+        running.proc = await containers.start(
+            view.argv([self.singleuser, *args]),
+            running.env,
+            running.log_path,
+            view.home_dir,
+        )
 
     async def _lookup_for(self, namespace: str):
         """A synchronous Secret/ConfigMap lookup, prefetched for one pod."""
@@ -429,11 +509,17 @@ class TestKubelet:
             await delete(namespace, grace_period_seconds=0)
 
     async def _on_pvc(self, kind: str, pvc: dict) -> None:
-        """Mark new claims Bound: there is no provisioner to do it."""
+        """Mark new claims Bound: there is no provisioner to do it.
+
+        A deleted claim's directory goes with it (the Delete reclaim policy).
+        """
         status = pvc.get("status") or {}
-        if kind == "DELETED" or status.get("phase") == "Bound":
-            return
         meta = pvc["metadata"]
+        if kind == "DELETED":
+            volumes.remove_claim(self.claims, meta["namespace"], meta["name"])
+            return
+        if status.get("phase") == "Bound":
+            return
         spec = pvc.get("spec") or {}
         body = {
             "status": {
@@ -465,6 +551,17 @@ def _check_loopback_urls(env: dict) -> None:
                 "only runs servers that talk to 127.0.0.0/8. Set the hub's "
                 "`c.JupyterHub.hub_connect_ip = '127.0.0.1'`."
             )
+
+
+def _base_env(view: containers.View, env: dict) -> dict:
+    """What a container gets besides its own `env`: PATH, HOME, USER."""
+    base = {k: os.environ[k] for k in ("PATH", "LANG", "TZ") if k in os.environ}
+    base.update(
+        HOME=view.home,
+        USER=env.get("JUPYTERHUB_USER", "jovyan"),
+        JUPYTER_PLATFORM_DIRS="1",
+    )
+    return base
 
 
 def _signal_group(pid: int, sig: int) -> None:

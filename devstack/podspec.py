@@ -179,6 +179,50 @@ def failed_status(pod: dict, exit_code: int, message: str) -> dict:
     }
 
 
+def init_failed_status(pod: dict, index: int, exit_code: int, message: str) -> dict:
+    """Pod status once init container `index` failed (kubectl: Init:Error).
+
+    The ones before it completed, the later ones and the app containers
+    never started; the pod is Failed, its message the container's output.
+    """
+    stamp = now()
+    spec = pod["spec"]
+    done = {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": stamp}}
+    failed = {
+        "terminated": {
+            "exitCode": exit_code,
+            "reason": "Error",
+            "message": message,
+            "startedAt": stamp,
+            "finishedAt": stamp,
+        }
+    }
+    waiting = {"waiting": {"reason": "PodInitializing"}}
+    inits = []
+    for i, container in enumerate(spec.get("initContainers") or []):
+        state = done if i < index else failed if i == index else waiting
+        inits.append(_container_status(container, False, state))
+    return {
+        "phase": "Failed",
+        "reason": "Error",
+        "message": message,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
+            {
+                "type": "Initialized",
+                "status": "False",
+                "reason": "ContainersNotInitialized",
+                "message": f"containers with incomplete status: [{spec['initContainers'][index]['name']}]",
+                "lastTransitionTime": stamp,
+            },
+        ],
+        "initContainerStatuses": inits,
+        "containerStatuses": [
+            _container_status(c, False, waiting) for c in spec["containers"]
+        ],
+    }
+
+
 def _container_status(container, ready, state, container_id=None) -> dict:
     status = {
         "name": container["name"],

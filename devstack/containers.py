@@ -1,0 +1,146 @@
+"""A pod's containers as local processes: what a container runtime would do.
+
+Each container runs in its own private mount namespace showing the pod's
+volumes at their mount paths and the pod's own home directory at
+`IMAGE_HOME`, as the container's uid, gid and groups (`devstack.mountns`).
+This needs root; a kubelet started by another user runs programs directly,
+without volumes, as before, and says so once in its log.
+"""
+
+import asyncio
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import mountns
+from .proc import die_with_parent
+
+log = logging.getLogger("devstack.containers")
+
+INIT_TIMEOUT = 60
+EXEC_TIMEOUT = 60
+_warned = False
+
+
+def namespaces_available() -> bool:
+    """Root, with `unshare`, `setpriv` and `nsenter` on PATH."""
+    tools = ("unshare", "setpriv", "nsenter", "mount")
+    return os.geteuid() == 0 and all(shutil.which(t) for t in tools)
+
+
+@dataclass
+class View:
+    """How one container of a pod is run: its user, home and mounts."""
+
+    identity: mountns.Identity
+    home: str  # HOME as the program sees it
+    home_dir: Path  # the pod's home directory on this machine
+    script: str | None = None  # None: run directly, no namespace
+    skipped: list[str] = field(default_factory=list)
+
+    def argv(self, program: list[str]) -> list[str]:
+        """The full command line that runs `program` in this view."""
+        if self.script is None:
+            return list(program)
+        return mountns.run_argv(self.script, self.identity, program)
+
+    @property
+    def runs_as_root(self) -> bool:
+        return self.identity.is_root if self.script else os.geteuid() == 0
+
+
+def view(pod: dict, container: dict, pod_dir: Path, volume_paths: dict) -> View:
+    """The view for `container`; the pod's home directory is made if missing."""
+    home_dir = pod_dir / "home"
+    home_dir.mkdir(exist_ok=True)
+    if not namespaces_available():
+        _warn_once(pod)
+        return View(mountns.Identity(), str(home_dir), home_dir)
+    who = mountns.identity(pod, container)
+    if not who.is_root:
+        os.chown(home_dir, who.uid, who.gid or 0)
+    os.chmod(pod_dir, 0o711)  # the user must reach its home and volumes
+    home = _env_value(container, "HOME") or mountns.IMAGE_HOME
+    mounts, skipped = mountns.container_mounts(container, volume_paths)
+    mounts.insert(0, mountns.Mount(str(home_dir), home))
+    mounts = [
+        mountns.Mount(m.source, m.target, m.read_only, os.path.isfile(m.source))
+        for m in mounts
+    ]
+    workdir = container.get("workingDir") or home
+    script = mountns.setup_script(
+        mounts, str(pod_dir / "scratch"), os.path.exists, workdir
+    )
+    return View(who, home, home_dir, script, skipped)
+
+
+def _env_value(container: dict, name: str) -> str | None:
+    for var in container.get("env") or []:
+        if var.get("name") == name and "value" in var:
+            return var["value"]
+    return None
+
+
+def _warn_once(pod: dict) -> None:
+    global _warned
+    if not _warned and (
+        pod["spec"].get("volumes") or pod["spec"].get("initContainers")
+    ):
+        log.warning(
+            "the test kubelet is not root: pods run without their volumes, "
+            "init containers and users (run it as root for those)"
+        )
+        _warned = True
+
+
+async def start(argv: list[str], env: dict, log_path: Path, cwd: Path):
+    """Start a long-running container process, output appended to `log_path`."""
+    with open(log_path, "ab") as out:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+
+
+async def run_to_end(
+    argv: list[str], env: dict, log_path: Path, cwd: Path, timeout=INIT_TIMEOUT
+) -> int:
+    """Run an init container to its end; its exit code (137 if it hangs)."""
+    proc = await start(argv, env, log_path, cwd)
+    try:
+        return await asyncio.wait_for(proc.wait(), timeout)
+    except asyncio.TimeoutError:
+        os.killpg(proc.pid, 9)
+        await proc.wait()
+        with open(log_path, "a") as out:
+            out.write(f"test kubelet: killed after {timeout}s\n")
+        return 137
+
+
+async def exec_in(pid: int, who, argv: list[str], env: dict, timeout=EXEC_TIMEOUT):
+    """`kubectl exec`: argv in process `pid`'s mount namespace, as `who`."""
+    if namespaces_available():
+        argv = mountns.exec_argv(pid, who, argv)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        os.killpg(proc.pid, 9)
+        out, err = await proc.communicate()
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")

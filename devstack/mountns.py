@@ -1,0 +1,214 @@
+"""A container's filesystem view and identity, as commands (pure).
+
+The test kubelet has no container runtime, so it gives each container what
+a runtime would, with plain Linux tools run as root: a private mount
+namespace (`unshare -m`) in which each volumeMount is bind-mounted at its
+`mountPath`, then `setpriv` to the container's uid, gid and supplementary
+groups before the program runs. `kubectl exec` is `nsenter` into that
+namespace followed by the same `setpriv`.
+
+Mount points must exist, but this machine's `/home` or `/etc` must not be
+changed, so a missing parent is covered inside the namespace only: `/home`
+by an empty tmpfs (the host's users' homes are not the image's), any other
+directory by an overlay whose writable layer lives in the pod's scratch
+directory. The host's `/` is never covered.
+
+Everything here builds argv lists and a POSIX sh script; nothing runs.
+"""
+
+import posixpath
+import shlex
+from dataclasses import dataclass
+
+# The Binder image contract: the notebook user's home (repo2docker and the
+# Jupyter docker stacks both use jovyan). The pod's per-pod home directory is
+# bind-mounted here unless the container sets HOME itself.
+IMAGE_HOME = "/home/jovyan"
+HOME_ROOT = "/home"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One bind mount: a host path shown at `target` inside the container."""
+
+    source: str
+    target: str
+    read_only: bool = False
+    is_file: bool = False
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a container's processes run as; uid None or 0 is root."""
+
+    uid: int | None = None
+    gid: int | None = None
+    groups: tuple[int, ...] = ()
+    no_new_privs: bool = False
+
+    @property
+    def is_root(self) -> bool:
+        return not self.uid
+
+
+def identity(pod: dict, container: dict) -> Identity:
+    """The container's user, from its securityContext over the pod's.
+
+    As on Kubernetes: `runAsUser`/`runAsGroup` of the container win over the
+    pod's; a uid without a gid gets group 0; `fsGroup` and
+    `supplementalGroups` of the pod become supplementary groups.
+    """
+    pod_ctx = pod["spec"].get("securityContext") or {}
+    ctx = container.get("securityContext") or {}
+    uid = ctx.get("runAsUser", pod_ctx.get("runAsUser"))
+    gid = ctx.get("runAsGroup", pod_ctx.get("runAsGroup"))
+    if uid is not None and gid is None:
+        gid = 0
+    groups = []
+    for group in [pod_ctx.get("fsGroup"), *(pod_ctx.get("supplementalGroups") or [])]:
+        if group is not None and group not in groups:
+            groups.append(int(group))
+    return Identity(
+        uid=None if uid is None else int(uid),
+        gid=None if gid is None else int(gid),
+        groups=tuple(groups),
+        no_new_privs=ctx.get("allowPrivilegeEscalation") is False,
+    )
+
+
+def container_mounts(container: dict, volume_paths: dict) -> tuple[list, list]:
+    """The container's volumeMounts as `Mount`s, and the names left out.
+
+    `volume_paths` maps a volume name to its host directory, or to None for
+    a volume the kubelet could not provide (an unknown type); mounts of
+    those are returned in the second list so the caller can log them.
+    """
+    mounts, skipped = [], []
+    for vm in container.get("volumeMounts") or []:
+        source = volume_paths.get(vm["name"])
+        if source is None:
+            skipped.append(vm["name"])
+            continue
+        source = str(source)
+        if vm.get("subPath"):
+            source = posixpath.join(source, vm["subPath"])
+        mounts.append(
+            Mount(
+                source, posixpath.normpath(vm["mountPath"]), vm.get("readOnly", False)
+            )
+        )
+    return mounts, skipped
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def cover_for(target: str, exists, scratch: str) -> tuple[str, str] | None:
+    """How to make room for a missing mount point: ("tmpfs"|"overlay", dir).
+
+    None when the only existing ancestor is `/`, or covering it would hide
+    the kubelet's own scratch directory (where every volume lives).
+    """
+    if _under(target, HOME_ROOT) and target != HOME_ROOT and exists(HOME_ROOT):
+        return ("tmpfs", HOME_ROOT)
+    parent = posixpath.dirname(target)
+    while parent != "/" and not exists(parent):
+        parent = posixpath.dirname(parent)
+    if parent == "/" or _under(scratch, parent):
+        return None
+    return ("overlay", parent)
+
+
+def setup_script(mounts: list, scratch: str, exists, workdir: str = "/") -> str:
+    """The sh script that builds the namespace, then runs `"$@"`.
+
+    Mounts are made parents first. `exists(path)` says whether a path exists
+    on the host (injected, so this stays pure); `scratch` is a per-pod
+    directory for overlay layers.
+    """
+    lines = ["set -e"]
+    writable: list[str] = []  # made by us in the namespace: mkdir is safe
+    overlays = 0
+    for mount in sorted(mounts, key=lambda m: m.target.count("/")):
+        target = mount.target
+        if not any(_under(target, w) for w in writable) and not exists(target):
+            cover = cover_for(target, exists, scratch)
+            if cover is None:
+                lines.append(f"echo {shlex.quote(_no_room(target))} >&2")
+                continue
+            kind, path = cover
+            if kind == "tmpfs":
+                lines.append(f"mount -t tmpfs -o mode=755 hubext-home {path}")
+            else:
+                layer = f"{scratch}/overlay{overlays}"
+                overlays += 1
+                opts = f"lowerdir={path},upperdir={layer}/upper,workdir={layer}/work"
+                lines.append(
+                    f"mkdir -p {shlex.quote(layer)}/upper {shlex.quote(layer)}/work"
+                )
+                lines.append(
+                    f"mount -t overlay -o {shlex.quote(opts)} overlay {shlex.quote(path)}"
+                )
+            writable.append(path)
+        lines.extend(_bind(mount))
+        writable.append(target)
+    lines.append(f"cd {shlex.quote(workdir)} 2>/dev/null || cd /")
+    lines.append('exec "$@"')
+    return "\n".join(lines) + "\n"
+
+
+def _no_room(target: str) -> str:
+    return (
+        f"test kubelet: no mount point for {target}: its only existing "
+        "parent is / (left unmounted)"
+    )
+
+
+def _bind(mount: Mount) -> list[str]:
+    src, dst = shlex.quote(mount.source), shlex.quote(mount.target)
+    if mount.is_file:
+        parent = shlex.quote(posixpath.dirname(mount.target))
+        lines = [f"mkdir -p {parent}", f"[ -e {dst} ] || : > {dst}"]
+    else:
+        lines = [f"mkdir -p {dst}"]
+    lines.append(f"mount --bind {src} {dst}")
+    if mount.read_only:
+        lines.append(f"mount -o remount,bind,ro {dst}")
+    return lines
+
+
+def setpriv_argv(who: Identity) -> list[str]:
+    """`setpriv` options switching to `who`; empty for root."""
+    if who.is_root:
+        return []
+    gid = 0 if who.gid is None else who.gid
+    argv = ["setpriv", f"--reuid={who.uid}", f"--regid={gid}"]
+    if who.groups:
+        argv.append("--groups=" + ",".join(str(g) for g in who.groups))
+    else:
+        argv.append("--clear-groups")
+    if who.no_new_privs:
+        argv.append("--no-new-privs")
+    return argv + ["--"]
+
+
+def run_argv(script: str, who: Identity, argv: list[str]) -> list[str]:
+    """Run `argv` as `who` in a new private mount namespace set up by `script`."""
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "hubext-container",
+        *setpriv_argv(who),
+        *argv,
+    ]
+
+
+def exec_argv(pid: int, who: Identity, argv: list[str]) -> list[str]:
+    """Run `argv` as `who` inside the mount namespace of process `pid`."""
+    return ["nsenter", f"--target={pid}", "--mount", "--wd", *setpriv_argv(who), *argv]
