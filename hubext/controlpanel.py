@@ -265,10 +265,14 @@ def iso(moment: datetime | None) -> str:
     return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
 
 
+_NOT_IN_URLS = re.compile(r"[\s\"'<>`\\\x00-\x1f\x7f]")
+
+
 def safe_href(url: str) -> str:
     """`url` if it may be a link target: http(s) only, so a launch cannot
-    plant a `javascript:` link in the panel."""
-    if not isinstance(url, str) or not url:
+    plant a `javascript:` link in the panel, and nothing a real repository
+    URL never holds (quotes, angle brackets, spaces): such a URL is text."""
+    if not isinstance(url, str) or not url or _NOT_IN_URLS.search(url.strip()):
         return ""
     try:
         parsed = urlparse(url.strip())
