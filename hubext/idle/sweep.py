@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from . import clock
-from .activity import server_activity
+from .activity import server_activity, server_api_url
 from .hubapi import HubAPI, HubAPIError
 from .metrics import IdleMetrics
 from .notice import NoticeError, NoticeLedger, notice_payload, post_webhook, run_command
@@ -141,9 +141,13 @@ class Sweeper:
         decision = decide(
             user, server, now, timeout=s.timeout, notice_before=s.notice_before
         )
-        acting = decision.action in (Action.STOP, Action.REMOVE, Action.NOTIFY)
+        # Only right before stopping: the proxy counts our question as
+        # traffic, so asking in the notice window would push the hub's
+        # record forward and the removal with it, pass after pass.
+        acting = decision.action in (Action.STOP, Action.REMOVE)
         if s.confirm_with_server and acting and is_running(server):
-            reported = await server_activity(self.api, self._public_url(), server, now)
+            base = server_api_url(server, s.public_url, self.api.url)
+            reported = await server_activity(self.api, base, now)
             if reported is not None:
                 decision = decide(
                     user,
@@ -154,12 +158,6 @@ class Sweeper:
                     server_activity=reported,
                 )
         return decision
-
-    def _public_url(self) -> str:
-        if self.settings.public_url:
-            return self.settings.public_url
-        base = self.api.url
-        return base[: -len("/hub/api")] if base.endswith("/hub/api") else base
 
     async def _notify(self, user: str, server: str, decision: Decision) -> bool:
         """Send the notice unless it went out for this idle period already."""
