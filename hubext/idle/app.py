@@ -221,11 +221,12 @@ class IdleService(Application):
     confirm_with_server = Bool(
         False,
         config=True,
-        help="""Before acting on a running server, ask it for its own activity.
+        help="""Before stopping or removing a running server, ask it for its activity.
 
         Reads /api/status and /api/kernels of the server through the proxy; a
-        busy kernel, an open connection or newer activity keeps the server.
-        Needs the `access:servers` scope. Default False.
+        busy kernel, an open connection or activity newer than the hub's
+        record keeps the server. Asked only right before removal, not in the
+        notice window. Needs the `access:servers` scope. Default False.
         Example: `c.IdleService.confirm_with_server = True`
         """,
     )
@@ -235,8 +236,10 @@ class IdleService(Application):
         config=True,
         help="""Base URL of the proxy, used to reach servers' own API.
 
-        Default: the server's `full_url` when the hub knows its public URL,
-        else `url` without its /hub/api suffix.
+        When set, it wins over the hub's public URL (which may not be
+        reachable from where the service runs). Default: the server's
+        `full_url` when the hub knows its public URL, else `url` without its
+        /hub/api suffix.
         Example: `c.IdleService.public_url = "http://proxy-public"`
         """,
     )
