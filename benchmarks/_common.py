@@ -1,0 +1,246 @@
+"""Shared parts of the spawn benchmarks: the local cluster, the forge, hubs.
+
+Both `spawn_overhead.py` and `launch_burst.py` run real JupyterHubs
+(`tests.fixtures.hubproc.make_hub`) against the local control plane
+(devstack), reading `.resources` from the loopback GitHub stand-in
+(`tests.fixtures.githosts.Forge`). The spawner subclasses below are what
+those hubs load: they add timing records or take away the shared fetcher,
+and nothing else, so the benchmarks can say where the time goes without
+touching `hubext/spawner.py`.
+"""
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from kubespawner import KubeSpawner  # noqa: E402
+
+from hubext.repofiles import RepoFileFetcher  # noqa: E402
+from hubext.spawner import HubextSpawner  # noqa: E402
+
+#: Where the hub process appends its timing records (one JSON object a line).
+TIMINGS_ENV = "HUBEXT_BENCH_TIMINGS"
+
+#: What both hubs share, whatever their spawner: same pods, same user,
+#: timeouts long enough for 100 single-user servers starting on 2 cores.
+COMMON_CONFIG = """
+c.KubeSpawner.uid = 1000
+c.KubeSpawner.fs_gid = 1000
+c.KubeSpawner.slug_scheme = "safe"
+c.KubeSpawner.start_timeout = {timeout}
+c.KubeSpawner.http_timeout = {timeout}
+c.JupyterHub.concurrent_spawn_limit = 0
+c.JupyterHub.log_level = "INFO"
+"""
+
+
+# --- spawners the benchmark hubs load ----------------------------------------
+
+
+class _Timed:
+    """Appends `{"server", "step", "seconds"}` to `$HUBEXT_BENCH_TIMINGS`."""
+
+    @contextlib.asynccontextmanager
+    async def timed(self, step: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            path = os.environ.get(TIMINGS_ENV)
+            if path:
+                record = {
+                    "server": f"{self.user.name}/{self.name}",
+                    "step": step,
+                    "seconds": time.perf_counter() - began,
+                }
+                with open(path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+
+
+class TimedKubeSpawner(_Timed, KubeSpawner):
+    """Plain KubeSpawner; times its options step like the hubext one."""
+
+    async def load_user_options(self):
+        async with self.timed("options step"):
+            await super().load_user_options()
+
+
+class TimedHubextSpawner(_Timed, HubextSpawner):
+    """HubextSpawner; times each of its own steps before KubeSpawner's."""
+
+    async def load_user_options(self):
+        async with self.timed("options step"):
+            await super().load_user_options()
+
+    async def _effective_resources(self, launch):
+        async with self.timed("fetch .resources"):
+            return await super()._effective_resources(launch)
+
+    async def _mount_storage(self):
+        async with self.timed("ensure PVC"):
+            await super()._mount_storage()
+
+    async def _mount_ssh_identity(self):
+        async with self.timed("ensure SSH Secret"):
+            await super()._mount_ssh_identity()
+
+
+class FreshFetcherSpawner(HubextSpawner):
+    """HubextSpawner with a new fetcher per spawn: no cache, no sharing.
+
+    The yardstick for the launch burst: what every launch would cost the
+    git host if each spawn read `.resources` on its own.
+    """
+
+    def repo_file_fetcher(self) -> RepoFileFetcher:
+        return RepoFileFetcher(config=self.config, log=self.log)
+
+
+# --- numbers ------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def p90(values: list[float]) -> float:
+    """Nearest-rank 90th percentile: a value that was actually measured."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+
+
+def read_timings(path: Path) -> dict[str, list[float]]:
+    """Seconds by step name, from a hub's timing records."""
+    steps: dict[str, list[float]] = {}
+    if not path.exists():
+        return steps
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        steps.setdefault(record["step"], []).append(record["seconds"])
+    return steps
+
+
+# --- the local cluster and the forge --------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def local_cluster(with_kubelet: bool = True):
+    """kube-apiserver on kine, and (optionally) the test kubelet.
+
+    Yields `(kubeconfig, api_client, kubelet_or_None)`; stops all on exit.
+    """
+    from kubernetes_asyncio import config
+
+    from devstack import kubelet as devkubelet
+    from devstack.controlplane import ControlPlane
+
+    # 100 single-user servers starting at once on 2 cores take longer than
+    # the kubelet's usual minute to listen.
+    devkubelet.READY_TIMEOUT = 900
+    cp = ControlPlane()
+    await asyncio.to_thread(cp.start)
+    api = kubelet = None
+    try:
+        api = await config.new_client_from_config(config_file=str(cp.kubeconfig))
+        if with_kubelet:
+            kubelet = devkubelet.TestKubelet(api)
+            await kubelet.start()
+        yield cp.kubeconfig, api, kubelet
+    finally:
+        if kubelet is not None:
+            await kubelet.stop()
+        if api is not None:
+            await api.close()
+        await asyncio.to_thread(cp.stop)
+
+
+async def new_namespace(api, prefix: str) -> str:
+    """A fresh namespace with its `default` ServiceAccount (pods need it)."""
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    core = client.CoreV1Api(api)
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    await core.create_namespace({"metadata": {"name": name}})
+    try:  # the test kubelet makes it too; without a kubelet, nobody else does
+        await core.create_namespaced_service_account(
+            name, {"metadata": {"name": "default"}}
+        )
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    return name
+
+
+async def count_pods(api, namespace: str) -> int:
+    from kubernetes_asyncio import client
+
+    pods = await client.CoreV1Api(api).list_namespaced_pod(namespace)
+    return len(pods.items)
+
+
+def serve_forge():
+    """The loopback GitHub stand-in, listening; returns (forge, server)."""
+    from tornado.httpserver import HTTPServer
+    from tornado.netutil import bind_sockets
+
+    from tests.fixtures.githosts import LOOPBACK, Forge, forge_app
+
+    forge = Forge()
+    sockets = bind_sockets(0, LOOPBACK)
+    server = HTTPServer(forge_app(forge))
+    server.add_sockets(sockets)
+    forge.url = f"http://{LOOPBACK}:{sockets[0].getsockname()[1]}"
+    return forge, server
+
+
+def hubext_config(
+    spawner: str, namespace: str, forge_url: str, timeout: float, limit: int = 5
+) -> str:
+    """The test suite's hubext hub config, with `spawner` as spawner class."""
+    from tests.fixtures.hubext_hub import HUB_CONFIG, POLICY
+
+    config = HUB_CONFIG.format(
+        namespace=namespace, forge=forge_url, policy=POLICY, limit=limit
+    )
+    return (
+        config
+        + COMMON_CONFIG.format(timeout=timeout)
+        + f"c.JupyterHub.spawner_class = {spawner!r}\n"
+    )
+
+
+def configure_http_client(connections: int) -> None:
+    """Let this process hold `connections` requests open at once (tornado's
+    default of 10 would queue launches behind open progress streams)."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    AsyncHTTPClient.configure(None, max_clients=connections)
+
+
+async def start_hub(config: str, env: dict):
+    """A real JupyterHub with `config` after the test suite's base config."""
+    from tests.fixtures.hubproc import make_hub
+
+    hub = make_hub(config, env)
+    await hub.start()
+    return hub
+
+
+async def create_users(hub, names: list[str]) -> None:
+    code, body = await hub.api("POST", "/users", body={"usernames": names})
+    if code not in (201, 409):
+        raise RuntimeError(f"creating {len(names)} users: {code} {body}")

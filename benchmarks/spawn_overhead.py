@@ -1,0 +1,252 @@
+"""Benchmark: spawn time of hubext's spawner against plain KubeSpawner.
+
+One local control plane and test kubelet (devstack) serve two real
+JupyterHubs with the same base configuration, each in its own namespace:
+one runs `kubespawner.KubeSpawner`, the other hubext's spawner. Each launch
+is made as BinderHub makes it (POST with its `user_options`, then the
+progress stream) and timed from the POST to the stream's "ready" event.
+
+- sequential: `--sequential N` launches per hub, in pairs (plain, hubext),
+  the order flipped every pair; each server is stopped before the next;
+- concurrent: `--concurrent C` launches at once on one hub, then on the
+  other (`--rounds R`, the order flipped every round), stopped in between.
+
+Every launch is a new user (quota: 5 projects each) and a new commit, so
+hubext creates the user's PVC and SSH Secret and reads `.resources` from
+the loopback GitHub stand-in each time: the cost of a user's first launch
+with an uncached commit, its worst case. Where hubext's time goes comes from
+the hubs themselves: their spawners are `benchmarks._common.Timed*`
+subclasses, which only log how long each step took.
+
+    python benchmarks/spawn_overhead.py --sequential 20 --concurrent 100
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _common  # noqa: E402
+from tests.fixtures.hubext_hub import REPO, RESOURCES  # noqa: E402
+from tests.helpers.launch import binder_user_options, launch, wait_for  # noqa: E402
+
+KINDS = ("plain", "hubext")
+SPAWNERS = {
+    "plain": "benchmarks._common.TimedKubeSpawner",
+    "hubext": "benchmarks._common.TimedHubextSpawner",
+}
+LABELS = {"plain": "KubeSpawner 7", "hubext": "hubext"}
+HUBEXT_STEPS = ("fetch .resources", "ensure PVC", "ensure SSH Secret", "options step")
+
+
+class Bench:
+    """The two hubs, their namespaces and timing files, and the forge."""
+
+    def __init__(self, api, forge, timeout: float):
+        self.api = api
+        self.forge = forge
+        self.timeout = timeout
+        self.hubs = {}
+        self.namespaces = {}
+        self.timings = {}
+        self._commits = 0
+
+    async def start(self, kubeconfig, workdir: Path) -> None:
+        for kind in KINDS:
+            ns = await _common.new_namespace(self.api, f"bench-{kind}")
+            self.namespaces[kind] = ns
+            self.timings[kind] = workdir / f"{kind}-timings.jsonl"
+            config = _common.hubext_config(
+                SPAWNERS[kind], ns, self.forge.url, self.timeout
+            )
+            env = {
+                "KUBECONFIG": str(kubeconfig),
+                _common.TIMINGS_ENV: str(self.timings[kind]),
+            }
+            self.hubs[kind] = await _common.start_hub(config, env)
+
+    async def stop(self) -> None:
+        for hub in self.hubs.values():
+            await hub.stop()
+
+    def options(self) -> dict:
+        """BinderHub's body for a launch of a commit never launched before."""
+        self._commits += 1
+        sha = f"{self._commits:040x}"
+        self.forge.add(REPO, sha, ".resources", RESOURCES)
+        return binder_user_options(REPO, sha)
+
+    async def launch(self, kind: str, user: str) -> float:
+        """Seconds from the POST to the "ready" event; fails loudly."""
+        hub = self.hubs[kind]
+        began = time.perf_counter()
+        event = await launch(hub, user, "lab", self.options(), self.timeout)
+        seconds = time.perf_counter() - began
+        if not event.get("ready"):
+            raise RuntimeError(
+                f"{LABELS[kind]} launch of {user}/lab did not become ready: "
+                f"{event}\nhub log {hub.log_path}:\n{hub.log_text()[-3000:]}"
+            )
+        return seconds
+
+    async def remove(self, kind: str, users: list[str]) -> None:
+        """Stop and delete the users' servers; wait until their pods are gone."""
+        hub = self.hubs[kind]
+        for user in users:
+            code, body = await hub.api(
+                "DELETE", f"/users/{user}/servers/lab", body={"remove": True}
+            )
+            if code not in (202, 204, 404):
+                raise RuntimeError(f"removing {user}/lab: {code} {body}")
+
+        async def pods_gone():
+            return await _common.count_pods(self.api, self.namespaces[kind]) == 0
+
+        await wait_for(pods_gone, self.timeout, f"{kind} pods removed")
+
+
+async def sequential(bench: Bench, n: int) -> dict:
+    """n paired launches per hub, one at a time; returns seconds by kind."""
+    seconds = {kind: [] for kind in KINDS}
+    for i in range(n):
+        order = KINDS if i % 2 == 0 else KINDS[::-1]
+        for kind in order:
+            user = f"{kind}-seq-{i}"
+            await _common.create_users(bench.hubs[kind], [user])
+            seconds[kind].append(await bench.launch(kind, user))
+            await bench.remove(kind, [user])
+    return seconds
+
+
+async def concurrent(bench: Bench, c: int, rounds: int) -> dict:
+    """c launches at once per hub and round; returns seconds and wall times."""
+    seconds = {kind: [] for kind in KINDS}
+    walls = {kind: [] for kind in KINDS}
+    for r in range(rounds):
+        order = KINDS if r % 2 == 0 else KINDS[::-1]
+        for kind in order:
+            users = [f"{kind}-r{r}-{i}" for i in range(c)]
+            await _common.create_users(bench.hubs[kind], users)
+            began = time.perf_counter()
+            times = await asyncio.gather(*(bench.launch(kind, u) for u in users))
+            walls[kind].append(time.perf_counter() - began)
+            seconds[kind].extend(times)
+            await bench.remove(kind, users)
+    return {"seconds": seconds, "walls": walls}
+
+
+def summarise(seq: dict, conc: dict, timings: dict) -> dict:
+    """The numbers the table prints, as a dict (also written by --json)."""
+    rows = []
+    for phase, by_kind in (("sequential", seq), ("concurrent", conc["seconds"])):
+        plain, ours = by_kind["plain"], by_kind["hubext"]
+        if not plain:
+            continue
+        row = {
+            "phase": phase,
+            "launches": len(ours),
+            "plain_median": _common.median(plain),
+            "plain_p90": _common.p90(plain),
+            "hubext_median": _common.median(ours),
+            "hubext_p90": _common.p90(ours),
+        }
+        row["ratio"] = row["hubext_median"] / row["plain_median"]
+        rows.append(row)
+    pairs = [h / p for p, h in zip(seq["plain"], seq["hubext"], strict=True)]
+    steps = {
+        kind: {
+            step: {"median": _common.median(v), "p90": _common.p90(v), "n": len(v)}
+            for step, v in _common.read_timings(path).items()
+        }
+        for kind, path in timings.items()
+    }
+    return {
+        "rows": rows,
+        "paired_sequential_ratio": _common.median(pairs) if pairs else None,
+        "concurrent_walls": conc["walls"],
+        "steps": steps,
+    }
+
+
+def report(summary: dict, args) -> None:
+    print(
+        f"spawn overhead: {args.sequential} sequential launches per spawner, "
+        f"{args.concurrent} concurrent x {args.rounds} round(s); seconds from "
+        "POST to the progress stream's ready event\n"
+    )
+    print(
+        f"{'phase':<11} {'launches':>8}  {'plain median':>12} {'plain p90':>9}  "
+        f"{'hubext median':>13} {'hubext p90':>10}  {'ratio':>5}"
+    )
+    for r in summary["rows"]:
+        print(
+            f"{r['phase']:<11} {r['launches']:>8}  {r['plain_median']:>12.3f} "
+            f"{r['plain_p90']:>9.3f}  {r['hubext_median']:>13.3f} "
+            f"{r['hubext_p90']:>10.3f}  {r['ratio']:>5.2f}"
+        )
+    if summary["paired_sequential_ratio"] is not None:
+        print(
+            "\nsequential, median of the per-pair ratios hubext/plain: "
+            f"{summary['paired_sequential_ratio']:.2f}"
+        )
+    walls = summary["concurrent_walls"]
+    for kind in KINDS:
+        if walls[kind]:
+            text = ", ".join(f"{w:.1f}" for w in walls[kind])
+            print(f"concurrent wall s ({kind}, per round): {text}")
+    print("\nsteps inside the spawner (seconds; all launches, both phases)")
+    print(f"{'spawner':<8} {'step':<20} {'n':>4} {'median':>8} {'p90':>8}")
+    for kind in KINDS:
+        for step, s in sorted(summary["steps"].get(kind, {}).items()):
+            print(
+                f"{kind:<8} {step:<20} {s['n']:>4} {s['median']:>8.3f} {s['p90']:>8.3f}"
+            )
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sequential", type=int, default=20, metavar="N")
+    parser.add_argument("--concurrent", type=int, default=100, metavar="C")
+    parser.add_argument("--rounds", type=int, default=1, metavar="R")
+    parser.add_argument("--timeout", type=float, default=900, metavar="SECONDS")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    if args.sequential < 1 or args.concurrent < 0 or args.rounds < 1:
+        parser.error("--sequential and --rounds must be >= 1, --concurrent >= 0")
+    return args
+
+
+async def run(args) -> dict:
+    _common.configure_http_client(2 * args.concurrent + 20)
+    workdir = Path(tempfile.mkdtemp(prefix="hubext-bench-"))
+    forge, server = _common.serve_forge()
+    try:
+        async with _common.local_cluster() as (kubeconfig, api, _kubelet):
+            bench = Bench(api, forge, args.timeout)
+            try:
+                await bench.start(kubeconfig, workdir)
+                seq = await sequential(bench, args.sequential)
+                conc = await concurrent(bench, args.concurrent, args.rounds)
+            finally:
+                await bench.stop()
+            return summarise(seq, conc, bench.timings)
+    finally:
+        server.stop()
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    summary = asyncio.run(run(args))
+    report(summary, args)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
