@@ -149,7 +149,7 @@ class ControlPanel(Configurable):
             remove_at = seen + timedelta(seconds=self.idle_timeout)
         return Project(
             name=orm_spawner.name,
-            display_name=orm_spawner.display_name or orm_spawner.name,
+            display_name=getattr(orm_spawner, "display_name", None) or orm_spawner.name,
             url=user.server_url(orm_spawner.name),
             status=status_of(spawner),
             repo_url=repo_url or NO_VALUE,

@@ -77,11 +77,13 @@ async def in_thread(fn, *args):
 
 
 def log_in(driver, hub_url: str, username: str) -> None:
-    driver.get(f"{hub_url}/hub/login")
+    # straight to the panel: the hub's default next page would start the
+    # user's default server
+    driver.get(f"{hub_url}/hub/login?next=%2Fhub%2Fhome")
     driver.find_element(By.ID, "username_input").send_keys(username)
     driver.find_element(By.ID, "password_input").send_keys("any")
     driver.find_element(By.ID, "login_submit").click()
-    WebDriverWait(driver, WAIT).until(ec.url_contains("/hub/"))
+    WebDriverWait(driver, WAIT).until(ec.url_contains("/hub/home"))
 
 
 def open_home(driver, hub_url: str) -> None:
@@ -136,6 +138,7 @@ async def test_control_panel_in_a_browser(hubext_hub, browser, kube_api, k8s_nam
     await in_thread(open_home, browser, hub.url)
 
     assert quota_text(browser) == "3 of 5 projects"
+    assert browser.find_elements(By.ID, "stop") == []  # no default server
     assert not browser.find_element(By.ID, "hubext-limit-hint").is_displayed()
     first = row(browser, names[0])
     repo = first.find_element(By.CSS_SELECTOR, ".hubext-repo a")
