@@ -1,0 +1,84 @@
+"""The spawn benchmarks keep working: each runs at a tiny size, as a script.
+
+Each script starts its own local control plane (and, for the spawn
+overhead, the test kubelet), real hubs and the loopback GitHub stand-in;
+here only its printed table is checked: it parses, every time is positive,
+and the launch burst reaches the git host once with hubext. No timing is
+asserted.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.cluster, pytest.mark.hub, pytest.mark.slow]
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+NUMBER = r"(\d+(?:\.\d+)?)"
+
+
+def run_script(name: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc.stdout
+
+
+def test_spawn_overhead_small():
+    out = run_script("spawn_overhead.py", "--sequential", "2", "--concurrent", "3")
+    rows = {
+        m[1]: [float(x) for x in m.groups()[1:]]
+        for m in re.finditer(
+            r"^(sequential|concurrent)\s+(\d+)" + rf"\s+{NUMBER}" * 5 + r"\s*$",
+            out,
+            re.M,
+        )
+    }
+    assert set(rows) == {"sequential", "concurrent"}, out
+    assert rows["sequential"][0] == 2 and rows["concurrent"][0] == 3
+    # medians, p90s and the ratio are all real, positive measurements
+    for values in rows.values():
+        assert all(v > 0 for v in values[1:]), out
+        plain_median, _, hubext_median, _, ratio = values[1:]
+        assert ratio == pytest.approx(hubext_median / plain_median, abs=0.01)
+
+    steps = {
+        (m[1], m[2].strip()): (int(m[3]), float(m[4]), float(m[5]))
+        for m in re.finditer(
+            rf"^(plain|hubext)\s+(\D+?)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s*$", out, re.M
+        )
+    }
+    # every launch of each spawner ran each of its steps once: 2 + 3
+    for step in ("fetch .resources", "ensure PVC", "ensure SSH Secret"):
+        n, median, p90 = steps[("hubext", step)]
+        assert n == 5 and 0 < median <= p90, (step, out)
+    assert steps[("plain", "options step")][0] == 5
+    assert ("plain", "fetch .resources") not in steps
+
+
+def test_launch_burst_small():
+    out = run_script("launch_burst.py", "--users", "10")
+    rows = {
+        m[1].strip(): (int(m[2]), int(m[3]), float(m[4]))
+        for m in re.finditer(rf"^(\D.*?)\s+(\d+)\s+(\d+)\s+{NUMBER}\s*$", out, re.M)
+    }
+    assert set(rows) == {
+        "hubext",
+        "hubext, cache_size=0",
+        "fresh fetcher per spawn",
+    }, out
+    # one request for ten launches of one commit: cache and in-flight sharing
+    assert rows["hubext"][0] == 1
+    # the yardstick really asks the host once per launch
+    assert rows["fresh fetcher per spawn"][0] == 10
+    for requests, with_file, seconds in rows.values():
+        assert requests >= 1 and seconds > 0
+        # every launch got the repository's own .resources, not the defaults
+        assert with_file == 10
