@@ -112,3 +112,12 @@ c.JupyterHub.services = [
         ],
     }
 ]
+
+# --- control panel (hubext.controlpanel) on /hub/home ---------------------------
+# "3 of 5 projects", each project's repo, resources and removal date, and the
+# user's SSH public key. The removal date uses hubext-idle's --timeout above.
+from hubext.controlpanel import configure as configure_control_panel  # noqa: E402
+
+configure_control_panel(c)
+c.ControlPanel.show_ssh_key = True
+c.ControlPanel.date_format = "%Y-%m-%d %H:%M UTC"

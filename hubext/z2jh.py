@@ -264,8 +264,10 @@ def configure(c, path, tokens_file=None) -> dict:
 
     Returns the settings read. Sets HubextSpawner as the spawner, the
     project quota as JupyterHub's named-server limit, the progress stream
-    for refusals (``slow_spawn_timeout = 0``), and the idle service.
+    for refusals (``slow_spawn_timeout = 0``), the idle service and the
+    control panel on ``/hub/home``.
     """
+    from hubext.controlpanel import configure as configure_control_panel
     from hubext.quota import named_server_limit
 
     settings = read_yaml(path, "hubext settings") or {}
@@ -294,6 +296,8 @@ def configure(c, path, tokens_file=None) -> dict:
         service, role = idle_service(idle, url)
         _replace_named(hub, "services", service)
         _replace_named(hub, "load_roles", role)
+    # after the idle service, whose --timeout gives the panel's removal dates
+    configure_control_panel(c)
     return settings
 
 

@@ -357,6 +357,7 @@ def test_configure_sets_nothing_else(tmp_path, full_settings):
     c = configured(tmp_path, full_settings, {"gitlab.example.edu": "glpat-example"})
     expected = {(cls, trait) for cls, trait, _ in FULL_TRAITS}
     expected |= {("JupyterHub", "services"), ("JupyterHub", "load_roles")}
+    expected |= {("JupyterHub", "template_paths"), ("JupyterHub", "template_vars")}
     assert {(cls, trait) for cls in c for trait in c[cls]} == expected
 
 
