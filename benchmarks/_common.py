@@ -15,7 +15,9 @@ import json
 import math
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,7 +50,8 @@ c.JupyterHub.log_level = "INFO"
 
 
 class _Timed:
-    """Appends `{"server", "step", "seconds"}` to `$HUBEXT_BENCH_TIMINGS`."""
+    """Appends `{"server", "step", "seconds"}` to `$HUBEXT_BENCH_TIMINGS`
+    for the steps every KubeSpawner takes."""
 
     @contextlib.asynccontextmanager
     async def timed(self, step: str):
@@ -66,21 +69,25 @@ class _Timed:
                 with open(path, "a") as f:
                     f.write(json.dumps(record) + "\n")
 
-
-class TimedKubeSpawner(_Timed, KubeSpawner):
-    """Plain KubeSpawner; times its options step like the hubext one."""
+    async def _start(self):
+        async with self.timed("start, to pod running"):
+            return await super()._start()
 
     async def load_user_options(self):
         async with self.timed("options step"):
             await super().load_user_options()
+
+    async def get_pod_manifest(self):
+        async with self.timed("pod manifest"):
+            return await super().get_pod_manifest()
+
+
+class TimedKubeSpawner(_Timed, KubeSpawner):
+    """Plain KubeSpawner, timed."""
 
 
 class TimedHubextSpawner(_Timed, HubextSpawner):
-    """HubextSpawner; times each of its own steps before KubeSpawner's."""
-
-    async def load_user_options(self):
-        async with self.timed("options step"):
-            await super().load_user_options()
+    """HubextSpawner, timed, with each of its own steps timed as well."""
 
     async def _effective_resources(self, launch):
         async with self.timed("fetch .resources"):
@@ -231,11 +238,24 @@ def configure_http_client(connections: int) -> None:
     AsyncHTTPClient.configure(None, max_clients=connections)
 
 
-async def start_hub(config: str, env: dict):
+@contextlib.contextmanager
+def workdir(keep: bool):
+    """A scratch directory for hubs and timings; removed unless `keep`."""
+    path = Path(tempfile.mkdtemp(prefix="hubext-bench-"))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"\nhub logs and timings kept in {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+async def start_hub(config: str, env: dict, directory: Path):
     """A real JupyterHub with `config` after the test suite's base config."""
     from tests.fixtures.hubproc import make_hub
 
-    hub = make_hub(config, env)
+    hub = make_hub(config, env, directory)
     await hub.start()
     return hub
 

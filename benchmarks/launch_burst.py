@@ -51,12 +51,14 @@ c.HubextSpawner.ssh_enabled = False
 EXPECTED = '"cpur": 2.0'
 
 
-async def burst(api, kubeconfig, forge, variant, users: int, timeout) -> dict:
-    """One hub, `users` concurrent launches; the forge's request count."""
+async def burst(api, kubeconfig, forge, variant, args) -> dict:
+    """One hub, `args.users` concurrent launches; the forge's request count."""
     label, spawner, extra = variant
+    users, timeout = args.users, args.timeout
     ns = await _common.new_namespace(api, "bench-burst")
     config = _common.hubext_config(spawner, ns, forge.url, timeout) + BURST_CONFIG
-    hub = await _common.start_hub(config + extra, {"KUBECONFIG": str(kubeconfig)})
+    env = {"KUBECONFIG": str(kubeconfig)}
+    hub = await _common.start_hub(config + extra, env, args.workdir / ns)
     try:
         names = [f"burst-{i}" for i in range(users)]
         await _common.create_users(hub, names)
@@ -128,6 +130,7 @@ def parse_args(argv):
     parser.add_argument("--users", type=int, default=100, metavar="N")
     parser.add_argument("--timeout", type=float, default=300, metavar="SECONDS")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--keep", action="store_true", help="keep the hub logs")
     args = parser.parse_args(argv)
     if args.users < 1:
         parser.error("--users must be >= 1")
@@ -154,7 +157,8 @@ async def run(args) -> list[dict]:
 
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
-    results = asyncio.run(run(args))
+    with _common.workdir(args.keep) as args.workdir:
+        results = asyncio.run(run(args))
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -68,7 +67,7 @@ class Bench:
                 "KUBECONFIG": str(kubeconfig),
                 _common.TIMINGS_ENV: str(self.timings[kind]),
             }
-            self.hubs[kind] = await _common.start_hub(config, env)
+            self.hubs[kind] = await _common.start_hub(config, env, workdir / kind)
 
     async def stop(self) -> None:
         for hub in self.hubs.values():
@@ -127,7 +126,7 @@ async def concurrent(bench: Bench, c: int, rounds: int) -> dict:
     """c launches at once per hub and round; returns seconds and wall times."""
     seconds = {kind: [] for kind in KINDS}
     walls = {kind: [] for kind in KINDS}
-    for r in range(rounds):
+    for r in range(rounds if c else 0):
         order = KINDS if r % 2 == 0 else KINDS[::-1]
         for kind in order:
             users = [f"{kind}-r{r}-{i}" for i in range(c)]
@@ -200,11 +199,11 @@ def report(summary: dict, args) -> None:
             text = ", ".join(f"{w:.1f}" for w in walls[kind])
             print(f"concurrent wall s ({kind}, per round): {text}")
     print("\nsteps inside the spawner (seconds; all launches, both phases)")
-    print(f"{'spawner':<8} {'step':<20} {'n':>4} {'median':>8} {'p90':>8}")
+    print(f"{'spawner':<8} {'step':<22} {'n':>4} {'median':>8} {'p90':>8}")
     for kind in KINDS:
         for step, s in sorted(summary["steps"].get(kind, {}).items()):
             print(
-                f"{kind:<8} {step:<20} {s['n']:>4} {s['median']:>8.3f} {s['p90']:>8.3f}"
+                f"{kind:<8} {step:<22} {s['n']:>4} {s['median']:>8.3f} {s['p90']:>8.3f}"
             )
 
 
@@ -215,6 +214,7 @@ def parse_args(argv):
     parser.add_argument("--rounds", type=int, default=1, metavar="R")
     parser.add_argument("--timeout", type=float, default=900, metavar="SECONDS")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--keep", action="store_true", help="keep the hub logs")
     args = parser.parse_args(argv)
     if args.sequential < 1 or args.concurrent < 0 or args.rounds < 1:
         parser.error("--sequential and --rounds must be >= 1, --concurrent >= 0")
@@ -223,13 +223,12 @@ def parse_args(argv):
 
 async def run(args) -> dict:
     _common.configure_http_client(2 * args.concurrent + 20)
-    workdir = Path(tempfile.mkdtemp(prefix="hubext-bench-"))
     forge, server = _common.serve_forge()
     try:
         async with _common.local_cluster() as (kubeconfig, api, _kubelet):
             bench = Bench(api, forge, args.timeout)
             try:
-                await bench.start(kubeconfig, workdir)
+                await bench.start(kubeconfig, args.workdir)
                 seq = await sequential(bench, args.sequential)
                 conc = await concurrent(bench, args.concurrent, args.rounds)
             finally:
@@ -241,7 +240,8 @@ async def run(args) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    summary = asyncio.run(run(args))
+    with _common.workdir(args.keep) as args.workdir:
+        summary = asyncio.run(run(args))
     report(summary, args)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))

@@ -60,6 +60,9 @@ def test_spawn_overhead_small():
         n, median, p90 = steps[("hubext", step)]
         assert n == 5 and 0 < median <= p90, (step, out)
     assert steps[("plain", "options step")][0] == 5
+    for kind in ("plain", "hubext"):
+        n, median, p90 = steps[(kind, "start, to pod running")]
+        assert n == 5 and 0 < median <= p90, (kind, out)
     assert ("plain", "fetch .resources") not in steps
 
 
