@@ -145,11 +145,7 @@ async def run(args) -> list[dict]:
     try:
         async with _common.local_cluster(with_kubelet=False) as (kubeconfig, api, _):
             for variant in VARIANTS:
-                results.append(
-                    await burst(
-                        api, kubeconfig, forge, variant, args.users, args.timeout
-                    )
-                )
+                results.append(await burst(api, kubeconfig, forge, variant, args))
     finally:
         server.stop()
     return results
