@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import shutil
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,3 +145,25 @@ async def exec_in(pid: int, who, argv: list[str], env: dict, timeout=EXEC_TIMEOU
         os.killpg(proc.pid, 9)
         out, err = await proc.communicate()
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def listens(pid: int, ip: str, port: int) -> bool | None:
+    """Whether process `pid` holds a listening TCP socket on ip:port.
+
+    Read from /proc; None when it cannot be told (not Linux, not our process).
+    """
+    want = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as table:
+            rows = [line.split() for line in table.readlines()[1:]]
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    inodes = {f"socket:[{r[9]}]" for r in rows if r[1] == want and r[3] == "0A"}
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue  # closed meanwhile
+    return False

@@ -21,8 +21,10 @@ It only ever binds to or connects to 127.0.0.0/8 addresses.
 
 import asyncio
 import base64
+import itertools
 import logging
 import os
+import random
 import shutil
 import signal
 import sys
@@ -102,6 +104,7 @@ class TestKubelet:
         self.pods: dict[str, PodProcess] = {}  # by pod uid
         self._done: set[str] = set()  # uids finished or given up on
         self._tasks: list[asyncio.Task] = []
+        self._offset = random.randrange(253)
 
     async def start(self) -> None:
         """Register the node and start watching."""
@@ -259,19 +262,22 @@ class TestKubelet:
         running.task = asyncio.create_task(self._run_pod(pod, running))
 
     def _allocate(self, pod: dict) -> PodProcess:
-        """Pick 127.0.0.N (N >= 2) not used by us and free on the pod's port."""
+        """Pick 127.0.0.N (N >= 2) not used by us and free on the pod's port.
+
+        Each kubelet starts its search at its own random N, so test runs
+        sharing a machine rarely race for the same address.
+        """
         port = podspec.container_port(podspec.main_container(pod))
         used = {p.ip for p in self.pods.values()}
-        for third in range(0, 256):
-            for fourth in range(2 if third == 0 else 1, 255):
-                ip = f"127.0.{third}.{fourth}"
-                if ip not in used and port_is_free(ip, port):
-                    meta = pod["metadata"]
-                    workdir = self.workdir / meta["uid"]
-                    workdir.mkdir(parents=True)
-                    return PodProcess(
-                        meta["namespace"], meta["name"], ip, port, workdir
-                    )
+        first = [f"127.0.0.{n}" for n in range(2, 255)]
+        first = first[self._offset :] + first[: self._offset]
+        rest = (f"127.0.{c}.{d}" for c in range(1, 256) for d in range(1, 255))
+        for ip in itertools.chain(first, rest):
+            if ip not in used and port_is_free(ip, port):
+                meta = pod["metadata"]
+                workdir = self.workdir / meta["uid"]
+                workdir.mkdir(parents=True)
+                return PodProcess(meta["namespace"], meta["name"], ip, port, workdir)
         raise RuntimeError(f"no free loopback address for port {port}")
 
     async def _run_pod(self, pod: dict, running: PodProcess) -> None:
@@ -425,16 +431,24 @@ class TestKubelet:
         return lambda kind, name, key: cache.get((kind, name), {}).get(key)
 
     async def _wait_listening(self, running: PodProcess) -> bool:
-        """Poll the pod's address until it accepts connections or dies."""
+        """Poll the pod's address until its own process listens there, or dies.
+
+        Another test run on this machine may have taken the same address in
+        the meantime; a connection alone would then report its server.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READY_TIMEOUT
         while loop.time() < deadline and running.proc.returncode is None:
             try:
                 _, writer = await asyncio.open_connection(running.ip, running.port)
                 writer.close()
-                return True
             except OSError:
-                await asyncio.sleep(0.1)
+                pass
+            else:
+                ours = containers.listens(running.proc.pid, running.ip, running.port)
+                if ours is not False:  # None: cannot tell, trust the connection
+                    return True
+            await asyncio.sleep(0.1)
         return False
 
     async def _report_failed(self, ns, name, pod, code: int, message: str) -> None:
