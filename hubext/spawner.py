@@ -17,6 +17,7 @@ class only wires them together.
 import asyncio
 import json
 
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
@@ -60,6 +61,32 @@ def merge_by_name(current: list, ours: list) -> list:
     taken = {item["name"] for item in ours}
     kept = [item for item in current if _name_of(item) not in taken]
     return kept + list(ours)
+
+
+async def _refused_by_cluster(what: str, request):
+    """Await a Kubernetes request; a refusal becomes a message for the user.
+
+    A namespace quota, a missing StorageClass or missing permissions are the
+    admins' to fix; the user learns what failed and whom to ask.
+    """
+    try:
+        return await request
+    except ApiException as e:
+        detail = _api_message(e)
+        raise UserFacingError(
+            f"The cluster refused to create your {what} (HTTP {e.status}: "
+            f"{detail}). Please send this message to the hub admins.",
+            status=e.status,
+            reason=e.reason,
+        ) from None
+
+
+def _api_message(e: ApiException) -> str:
+    """The API server's own one-line explanation, else the HTTP reason."""
+    try:
+        return json.loads(e.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return e.reason or "no detail"
 
 
 def _literal(text: str) -> str:
@@ -396,7 +423,10 @@ class HubextSpawner(KubeSpawner):
             self.storage_size,
             self.storage_access_modes,
         )
-        await storage.ensure_pvc(self.api, self.namespace, manifest, log=self.log)
+        await _refused_by_cluster(
+            "storage volume",
+            storage.ensure_pvc(self.api, self.namespace, manifest, log=self.log),
+        )
         path = names.home_volume_path(username, self.storage_mount_path_template)
         self.volumes = merge_by_name(self.volumes, [storage.home_volume(claim)])
         self.volume_mounts = merge_by_name(
@@ -408,13 +438,16 @@ class HubextSpawner(KubeSpawner):
         secret = names.object_name(
             self.ssh_secret_name_template, username, "SSH key Secret name"
         )
-        self._public_key = await sshkeys.ensure_ssh_secret(
-            self.api,
-            self.namespace,
-            secret,
-            username,
-            key_type=self.ssh_key_type,
-            log=self.log,
+        self._public_key = await _refused_by_cluster(
+            "SSH key",
+            sshkeys.ensure_ssh_secret(
+                self.api,
+                self.namespace,
+                secret,
+                username,
+                key_type=self.ssh_key_type,
+                log=self.log,
+            ),
         )
         parts = sshkeys.ssh_pod_parts(
             secret, self.image, self.ssh_dir, uid=self.uid, gid=self.fs_gid

@@ -65,7 +65,7 @@ chmod 644 "$dst/ssh.pub"
 
 
 class SshKeyError(UserFacingError):
-    """The user's SSH key Secret exists but cannot be used."""
+    """The user's SSH key Secret cannot be used or created."""
 
 
 @dataclass(frozen=True)
@@ -193,9 +193,11 @@ def _create_failed(e: ApiException, namespace: str, name: str, manifest: dict):
     data = manifest["data"]
     private = base64.b64decode(data[PRIVATE_KEY]).decode("utf-8")
     detail = _redacted(str(detail), [private, data[PRIVATE_KEY]])
-    return RuntimeError(
-        f"Could not create SSH Secret {namespace}/{name}: HTTP {e.status} "
-        f"{e.reason}. {detail}".strip()
+    return SshKeyError(
+        f"The cluster refused to create your SSH key Secret {namespace}/{name}"
+        f" (HTTP {e.status} {e.reason}: {detail or 'no detail'}). Please send "
+        "this message to the hub admins.",
+        status=e.status,
     )
 
 

@@ -276,3 +276,26 @@ async def test_private_key_stays_out_of_logs_database_and_api(
         assert line not in api_text
         assert line.encode() not in db
     assert private not in str(model["servers"][name].get("user_options"))
+
+
+async def test_cluster_refusal_reaches_the_launch_page(hubext_hub, core, k8s_namespace):
+    # A namespace quota that allows no claims: the admins' to fix, so the
+    # user is told what failed and whom to ask, and no pod is made.
+    hard = {"persistentvolumeclaims": "0"}
+    await core.create_namespaced_resource_quota(
+        k8s_namespace, {"metadata": {"name": "no-claims"}, "spec": {"hard": hard}}
+    )
+    # the status the quota controller would write (no controller runs here)
+    await core.patch_namespaced_resource_quota_status(
+        "no-claims", k8s_namespace, {"status": {"hard": hard, "used": hard}}
+    )
+    hub = await hubext_hub()
+    await hub.api("POST", "/users/ivan")
+    event = await launch(hub, "ivan", server_name(REPO), binder_user_options(REPO, SHA))
+    assert event.get("failed"), event
+    message = event["message"]
+    assert message.startswith(
+        "Spawn failed: The cluster refused to create your storage volume (HTTP 403: "
+    ), message
+    assert message.endswith("Please send this message to the hub admins.")
+    assert await _pods(core, k8s_namespace, "ivan") == []
