@@ -177,14 +177,9 @@ def binderhub_values_command(args: argparse.Namespace) -> int:
 
 def add_commands(commands) -> None:
     """Register `hubext chart ...` on the CLI's subparsers."""
-    chart = commands.add_parser(
-        "chart",
-        help="work with the hubext Helm chart",
-        description="Work with the hubext Helm chart.",
-    )
-    actions = chart.add_subparsers(
-        title="actions", metavar="ACTION", dest="action", required=True
-    )
+    from .cli import add_command_group
+
+    actions = add_command_group(commands, "chart", "work with the hubext Helm chart")
     overlay = actions.add_parser(
         "binderhub-values",
         help="print the values to give the official BinderHub chart",

@@ -97,6 +97,14 @@ def resources_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_command_group(commands, name: str, help: str):
+    """Add `hubext NAME ACTION ...`; return the subparsers for its actions."""
+    group = commands.add_parser(name, help=help, description=help.capitalize() + ".")
+    return group.add_subparsers(
+        title="actions", metavar="ACTION", dest="action", required=True
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; add a subcommand with its own `set_defaults(run=...)`."""
     parser = argparse.ArgumentParser(
@@ -107,14 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         title="commands", metavar="COMMAND", dest="command", required=True
     )
 
-    resources = commands.add_parser(
-        "resources",
-        help="work with .resources files",
-        description="Work with .resources files.",
-    )
-    actions = resources.add_subparsers(
-        title="actions", metavar="ACTION", dest="action", required=True
-    )
+    actions = add_command_group(commands, "resources", "work with .resources files")
     check = actions.add_parser(
         "check",
         help="check a .resources file and print the effective resources",

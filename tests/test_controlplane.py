@@ -17,6 +17,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from tornado.httpclient import AsyncHTTPClient
 
 from devstack import podspec, versions
+from tests.helpers.launch import wait_for
 
 # -- the test kubelet's pod translation (pure) ------------------------------
 
@@ -249,17 +250,6 @@ c.KubeSpawner.http_timeout = 60
 """
 
 
-async def _wait_for(predicate, timeout=60, what="condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.25)
-    raise TimeoutError(f"{what} not reached in {timeout}s")
-
-
 async def _server_state(hub, user, name):
     code, model = await hub.api("GET", f"/users/{user}")
     assert code == 200, model
@@ -287,7 +277,7 @@ async def test_stock_kubespawner_spawns_through_the_control_plane(
         # done once ready, or once the spawn has given up (not pending)
         return state if state and (state["ready"] or not state["pending"]) else None
 
-    state = await _wait_for(ready, 90, "spawn finished")
+    state = await wait_for(ready, 90, "spawn finished")
     assert state["ready"], "spawn failed; hub log:\n" + hub.log_text()[-4000:]
 
     pods = await core.list_namespaced_pod(k8s_namespace)
@@ -316,7 +306,7 @@ async def test_stock_kubespawner_spawns_through_the_control_plane(
         listed = await core.list_namespaced_pod(k8s_namespace)
         return not listed.items
 
-    await _wait_for(pod_gone, 60, "pod removed")
+    await wait_for(pod_gone, 60, "pod removed")
     if test_kubelet is not None:
         assert test_kubelet.find(k8s_namespace, pod.metadata.name) is None
         # and the single-user process is gone with it
@@ -349,7 +339,7 @@ async def _wait_phase(core, namespace, name, phases, timeout=60):
         pod = await core.read_namespaced_pod(name, namespace)
         return pod if pod.status.phase in phases else None
 
-    return await _wait_for(phase, timeout, f"pod {name} in {phases}")
+    return await wait_for(phase, timeout, f"pod {name} in {phases}")
 
 
 @pytest.mark.cluster
@@ -389,7 +379,7 @@ async def test_kubelet_reports_a_server_that_cannot_start(
         listed = await core.list_namespaced_pod(k8s_namespace)
         return not listed.items
 
-    await _wait_for(gone, 30, "pod deleted")
+    await wait_for(gone, 30, "pod deleted")
 
 
 @pytest.mark.cluster
@@ -411,7 +401,7 @@ async def test_namespace_deletion_completes_and_claims_bind(kube_api, test_kubel
             claim = await core.read_namespaced_persistent_volume_claim("home", name)
             return claim.status.phase == "Bound"
 
-        await _wait_for(bound, 30, "claim bound")
+        await wait_for(bound, 30, "claim bound")
     await core.delete_namespace(name)
 
     async def gone():
@@ -421,4 +411,4 @@ async def test_namespace_deletion_completes_and_claims_bind(kube_api, test_kubel
             return e.status == 404
         return False
 
-    await _wait_for(gone, 120, "namespace removed")
+    await wait_for(gone, 120, "namespace removed")
