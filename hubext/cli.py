@@ -99,7 +99,9 @@ def resources_check(args: argparse.Namespace) -> int:
 
 def add_command_group(commands, name: str, help: str):
     """Add `hubext NAME ACTION ...`; return the subparsers for its actions."""
-    group = commands.add_parser(name, help=help, description=help.capitalize() + ".")
+    group = commands.add_parser(
+        name, help=help, description=help[0].upper() + help[1:] + "."
+    )
     return group.add_subparsers(
         title="actions", metavar="ACTION", dest="action", required=True
     )
