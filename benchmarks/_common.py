@@ -129,15 +129,11 @@ def p90(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
 
 
-def read_timings(path: Path) -> dict[str, list[float]]:
-    """Seconds by step name, from a hub's timing records."""
-    steps: dict[str, list[float]] = {}
+def read_timings(path: Path) -> list[dict]:
+    """A hub's timing records: `{"server", "step", "seconds"}` each."""
     if not path.exists():
-        return steps
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        steps.setdefault(record["step"], []).append(record["seconds"])
-    return steps
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 # --- the local cluster and the forge --------------------------------------------

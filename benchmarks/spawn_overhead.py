@@ -157,19 +157,39 @@ def summarise(seq: dict, conc: dict, timings: dict) -> dict:
         row["ratio"] = row["hubext_median"] / row["plain_median"]
         rows.append(row)
     pairs = [h / p for p, h in zip(seq["plain"], seq["hubext"], strict=True)]
-    steps = {
-        kind: {
-            step: {"median": _common.median(v), "p90": _common.p90(v), "n": len(v)}
-            for step, v in _common.read_timings(path).items()
-        }
-        for kind, path in timings.items()
-    }
     return {
         "rows": rows,
         "paired_sequential_ratio": _common.median(pairs) if pairs else None,
         "concurrent_walls": conc["walls"],
-        "steps": steps,
+        "steps": step_stats(timings),
     }
+
+
+def phase_of(server: str) -> str:
+    """The phase a launch belonged to, from its user's name."""
+    return "sequential" if "-seq-" in server else "concurrent"
+
+
+def step_stats(timings: dict) -> list[dict]:
+    """Median and p90 of each spawner step, by phase and spawner."""
+    seconds = {}
+    for kind, path in timings.items():
+        for record in _common.read_timings(path):
+            key = (phase_of(record["server"]), kind, record["step"])
+            seconds.setdefault(key, []).append(record["seconds"])
+    return [
+        {
+            "phase": phase,
+            "spawner": kind,
+            "step": step,
+            "n": len(values),
+            "median": _common.median(values),
+            "p90": _common.p90(values),
+        }
+        for (phase, kind, step), values in sorted(
+            seconds.items(), key=lambda item: (item[0][0] != "sequential", item[0])
+        )
+    ]
 
 
 def report(summary: dict, args) -> None:
@@ -198,13 +218,15 @@ def report(summary: dict, args) -> None:
         if walls[kind]:
             text = ", ".join(f"{w:.1f}" for w in walls[kind])
             print(f"concurrent wall s ({kind}, per round): {text}")
-    print("\nsteps inside the spawner (seconds; all launches, both phases)")
-    print(f"{'spawner':<8} {'step':<22} {'n':>4} {'median':>8} {'p90':>8}")
-    for kind in KINDS:
-        for step, s in sorted(summary["steps"].get(kind, {}).items()):
-            print(
-                f"{kind:<8} {step:<22} {s['n']:>4} {s['median']:>8.3f} {s['p90']:>8.3f}"
-            )
+    print("\nsteps inside the spawner (seconds)")
+    print(
+        f"{'phase':<11} {'spawner':<8} {'step':<22} {'n':>4} {'median':>8} {'p90':>8}"
+    )
+    for s in summary["steps"]:
+        print(
+            f"{s['phase']:<11} {s['spawner']:<8} {s['step']:<22} {s['n']:>4} "
+            f"{s['median']:>8.3f} {s['p90']:>8.3f}"
+        )
 
 
 def parse_args(argv):

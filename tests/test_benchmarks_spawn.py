@@ -50,20 +50,24 @@ def test_spawn_overhead_small():
         assert ratio == pytest.approx(hubext_median / plain_median, abs=0.01)
 
     steps = {
-        (m[1], m[2].strip()): (int(m[3]), float(m[4]), float(m[5]))
+        (m[1], m[2], m[3].strip()): (int(m[4]), float(m[5]), float(m[6]))
         for m in re.finditer(
-            rf"^(plain|hubext)\s+(\D+?)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s*$", out, re.M
+            r"^(sequential|concurrent)\s+(plain|hubext)\s+(\D+?)\s+(\d+)"
+            rf"\s+{NUMBER}\s+{NUMBER}\s*$",
+            out,
+            re.M,
         )
     }
-    # every launch of each spawner ran each of its steps once: 2 + 3
-    for step in ("fetch .resources", "ensure PVC", "ensure SSH Secret"):
-        n, median, p90 = steps[("hubext", step)]
-        assert n == 5 and 0 < median <= p90, (step, out)
-    assert steps[("plain", "options step")][0] == 5
-    for kind in ("plain", "hubext"):
-        n, median, p90 = steps[(kind, "start, to pod running")]
-        assert n == 5 and 0 < median <= p90, (kind, out)
-    assert ("plain", "fetch .resources") not in steps
+    # each launch ran each step of its spawner once: 2 sequential, 3 at once
+    for phase, n in (("sequential", 2), ("concurrent", 3)):
+        for step in ("fetch .resources", "ensure PVC", "ensure SSH Secret"):
+            count, median, p90 = steps[(phase, "hubext", step)]
+            assert count == n and 0 < median <= p90, (phase, step, out)
+            assert (phase, "plain", step) not in steps
+        for kind in ("plain", "hubext"):
+            count, median, p90 = steps[(phase, kind, "start, to pod running")]
+            assert count == n and 0 < median <= p90, (phase, kind, out)
+            assert steps[(phase, kind, "options step")][0] == n
 
 
 def test_launch_burst_small():
