@@ -8,10 +8,13 @@ without volumes, as before, and says so once in its log.
 """
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import os
 import shutil
 import socket
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +78,36 @@ def view(pod: dict, container: dict, pod_dir: Path, volume_paths: dict) -> View:
         mounts, str(pod_dir / "scratch"), os.path.exists, workdir
     )
     return View(who, home, home_dir, script, skipped)
+
+
+def runnable_view(view: View, program: str) -> View:
+    """`view`, or the same view as root if its user cannot run `program`.
+
+    The notebook server comes from this machine's virtualenv, not from an
+    image; when that lies where the pod's user may not read it (a checkout
+    under a 0700 directory, say), the server runs as root in the same mount
+    namespace instead, and `exec` still runs as the pod's user.
+    """
+    who = view.identity
+    if view.script is None or who.is_root or _can_run(who, program):
+        return view
+    log.warning(
+        "uid %s cannot run %s (a parent directory is closed to it): the "
+        "notebook server runs as root; `exec` still runs as uid %s",
+        who.uid,
+        program,
+        who.uid,
+    )
+    return dataclasses.replace(view, identity=mountns.Identity())
+
+
+@functools.cache
+def _can_run(who: mountns.Identity, program: str) -> bool:
+    probe = [*mountns.setpriv_argv(who), program, "--help-all"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _env_value(container: dict, name: str) -> str | None:

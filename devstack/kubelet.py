@@ -409,6 +409,7 @@ class TestKubelet:
         running.view = view
         running.env = {**_base_env(view, env), **env}
         args = podspec.singleuser_args(container, running.ip, running.port)
+        view = await asyncio.to_thread(containers.runnable_view, view, self.singleuser)
         if view.runs_as_root:
             args.append("--allow-root")  # a pod would run as its own user
         running.proc = await containers.start(

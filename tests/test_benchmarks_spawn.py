@@ -25,14 +25,22 @@ def run_script(name: str, *args: str) -> str:
         [sys.executable, str(BENCHMARKS / name), *args],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout
 
 
 def test_spawn_overhead_small():
-    out = run_script("spawn_overhead.py", "--sequential", "2", "--concurrent", "3")
+    out = run_script(
+        "spawn_overhead.py",
+        "--sequential",
+        "2",
+        "--concurrent",
+        "3",
+        "--timeout",
+        "180",
+    )
     rows = {
         m[1]: [float(x) for x in m.groups()[1:]]
         for m in re.finditer(
@@ -71,7 +79,7 @@ def test_spawn_overhead_small():
 
 
 def test_launch_burst_small():
-    out = run_script("launch_burst.py", "--users", "10")
+    out = run_script("launch_burst.py", "--users", "10", "--timeout", "180")
     rows = {
         m[1].strip(): (int(m[2]), int(m[3]), float(m[4]))
         for m in re.finditer(rf"^(\D.*?)\s+(\d+)\s+(\d+)\s+{NUMBER}\s*$", out, re.M)
