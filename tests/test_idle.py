@@ -9,9 +9,13 @@ activity move forward (and at most an hour into the future).
 import asyncio
 import json
 import logging
+import os
+import shutil
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import jupyterhub
 import pytest
 from tornado import httpserver, netutil, web
 from traitlets.config import Config
@@ -20,6 +24,9 @@ from hubext.idle import IdleService, clock
 from hubext.idle.activity import activity_from_reports
 from hubext.idle.policy import Action, decide
 from tests.helpers.httpproxy import CountingProxy
+
+NODE_BIN = Path(__file__).resolve().parents[1] / "node_modules" / ".bin"
+JUPYTERHUB_MAJOR = int(jupyterhub.__version__.split(".")[0])
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 WEEK = timedelta(days=7)
@@ -361,6 +368,10 @@ def token_for(scope):
 
 
 @pytest.mark.hub
+@pytest.mark.skipif(
+    JUPYTERHUB_MAJOR < 6,
+    reason="needs a server created without starting (PUT), new in JupyterHub 6",
+)
 async def test_every_documented_scope_is_needed(hub_factory, tmp_path, week_later):
     """One service per scope left out: each loses part of the job."""
     config = idle_config()
@@ -395,3 +406,42 @@ c.JupyterHub.load_roles.append({{"name": "{name}", "scopes": {rest!r}, "services
     # with all four scopes the same server goes
     full = await service(hub.api_url, tmp_path).run_pass()
     assert full.removed == ["erin/never-started"], full
+
+
+async def test_a_proxy_404_is_not_read_as_server_gone(tmp_path):
+    """While the hub restarts its proxy answers with its own 404 page; that
+    must be retried, never taken for "the server is already gone"."""
+    import subprocess
+
+    from hubext.idle.hubapi import HubAPI, HubAPIError
+    from tests.fixtures.hubproc import free_port
+
+    port, api_port = free_port(), free_port()
+    chp = shutil.which(
+        "configurable-http-proxy",
+        path=os.pathsep.join([str(NODE_BIN), os.environ.get("PATH", "")]),
+    )
+    proxy = subprocess.Popen(
+        [chp, "--ip", "127.0.0.1", "--port", str(port)]
+        + ["--api-ip", "127.0.0.1", "--api-port", str(api_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        api = HubAPI(f"http://127.0.0.1:{port}/hub/api", "t", retries=2, backoff=0.1)
+        for _ in range(100):  # until the proxy listens
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.1)
+            else:
+                writer.close()
+                break
+        with pytest.raises(HubAPIError) as failure:
+            await api.get_server("alice", "p")
+        assert failure.value.code == 404
+        with pytest.raises(HubAPIError):
+            await api.delete_server("alice", "p", remove=True)
+    finally:
+        proxy.terminate()
+        proxy.wait()

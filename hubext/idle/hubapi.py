@@ -98,7 +98,7 @@ class HubAPI:
         for attempt in range(retries + 1):
             self.on_request()
             resp = await client.fetch(request, raise_error=False)
-            if resp.code < 500:
+            if resp.code < 500 and not _proxy_miss(resp):
                 return resp.code, _decode(resp.body)
             detail = str(resp.error) if resp.code == 599 else _snippet(resp.body)
             if attempt == retries:
@@ -156,6 +156,19 @@ class HubAPI:
         if code not in (202, 204, 404):
             raise HubAPIError("DELETE", path, code, _snippet(data))
         return code
+
+
+def _proxy_miss(resp) -> bool:
+    """A 404 that did not come from the hub's API.
+
+    While the hub restarts, its proxy is up before the hub's route is back
+    and answers every request with its own 404 page. Read as "server gone",
+    that would count a removal that never happened; it is retried instead.
+    The hub's API always answers a 404 with a JSON body.
+    """
+    if resp.code != 404:
+        return False
+    return "json" not in resp.headers.get("Content-Type", "")
 
 
 def _decode(body: bytes | None) -> Any:
