@@ -16,6 +16,7 @@ class only wires them together.
 
 import asyncio
 import json
+from datetime import datetime, timedelta, timezone
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
@@ -87,6 +88,38 @@ def _api_message(e: ApiException) -> str:
         return json.loads(e.body)["message"]
     except (TypeError, ValueError, KeyError):
         return e.reason or "no detail"
+
+
+def failed_init(pod: dict | None, since: datetime) -> str | None:
+    """Why the pod's init containers failed, or None while nothing failed.
+
+    KubeSpawner waits for a pod to run until `start_timeout`; a pod whose
+    init container failed (Failed, or restarting in CrashLoopBackOff) never
+    will, and the user would only read "did not start in N seconds". A pod
+    being deleted or made before `since` is an earlier start's, not ours.
+    """
+    if not pod or pod["metadata"].get("deletionTimestamp"):
+        return None
+    created = pod["metadata"].get("creationTimestamp")
+    if not created or _parse_time(created) < since - timedelta(seconds=2):
+        return None
+    status = pod.get("status") or {}
+    for container in status.get("initContainerStatuses") or []:
+        for state in (container.get("state"), container.get("lastState")):
+            ended = (state or {}).get("terminated") or {}
+            if ended.get("exitCode"):
+                detail = (ended.get("message") or ended.get("reason") or "").strip()
+                return (
+                    f"the setup step {container['name']!r} of your notebook failed "
+                    f"(exit code {ended['exitCode']}): {detail or 'no output'}"
+                )
+    return None
+
+
+def _parse_time(value) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _literal(text: str) -> str:
@@ -320,7 +353,36 @@ class HubextSpawner(KubeSpawner):
 
     def start(self):
         self._progress_watched = asyncio.Event()
-        return super().start()
+        self._start_time = datetime.now(timezone.utc)
+        return asyncio.ensure_future(self._start_unless_init_fails(super().start()))
+
+    async def _start_unless_init_fails(self, started):
+        """KubeSpawner's start, cut short with a message if setup fails."""
+        watch = asyncio.ensure_future(self._failed_init())
+        try:
+            await asyncio.wait({started, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if watch.done() and not started.done():
+                started.cancel()
+                message = (
+                    f"Your notebook could not start: {watch.result()}. If the "
+                    "repository's image is your own, check its Dockerfile; "
+                    "otherwise send this message to the hub admins."
+                )
+                raise spawn_error(UserFacingError(message))
+            return await started
+        finally:
+            watch.cancel()
+
+    async def _failed_init(self) -> str:
+        """Return once this start's pod reports a failed init container."""
+        while True:
+            await asyncio.sleep(1)
+            reflector = self.pod_reflector
+            key = f"{self.namespace}/{self.pod_name}"
+            pod = reflector.pods.get(key) if reflector else None
+            reason = failed_init(pod, self._start_time)
+            if reason:
+                return reason
 
     async def progress(self):
         """KubeSpawner's progress events; notes that someone is watching."""

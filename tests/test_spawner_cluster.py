@@ -5,6 +5,7 @@ Launches are made exactly as BinderHub makes them (POST with its
 loopback GitHub API stand-in.
 """
 
+import asyncio
 import base64
 
 import kubernetes_validate
@@ -299,3 +300,28 @@ async def test_cluster_refusal_reaches_the_launch_page(hubext_hub, core, k8s_nam
     ), message
     assert message.endswith("Please send this message to the hub admins.")
     assert await _pods(core, k8s_namespace, "ivan") == []
+
+
+async def test_failed_setup_step_reaches_the_launch_page(hubext_hub, core):
+    # A site's own init container that fails: without hubext the user would
+    # wait start_timeout (60 s here) for "did not start in 60 seconds".
+    failing = [
+        {
+            "name": "site-setup",
+            "image": "registry.example.edu/site/setup:1",
+            "command": ["sh", "-c", "echo 'license server unreachable' >&2; exit 3"],
+        }
+    ]
+    hub = await hubext_hub(hub_config=f"c.KubeSpawner.init_containers = {failing!r}\n")
+    await hub.api("POST", "/users/judy")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    event = await launch(hub, "judy", server_name(REPO), binder_user_options(REPO, SHA))
+    assert event.get("failed"), event
+    message = event["message"]
+    assert message.startswith(
+        "Spawn failed: Your notebook could not start: the setup step 'site-setup' "
+        "of your notebook failed (exit code 3): "
+    ), message
+    assert "license server unreachable" in message
+    assert loop.time() - began < 45  # well before start_timeout
