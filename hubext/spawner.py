@@ -40,6 +40,10 @@ RESOURCES_ANNOTATION = "hubext/resources"
 #: The user_options key BinderHub always sends with a resolved commit.
 LAUNCH_KEY = "binder_persistent_request"
 
+#: Seconds between showing a refusal and removing the server that never ran,
+#: so the progress stream can still report the refusal.
+REFUSED_REMOVAL_DELAY = 5
+
 
 def spawn_error(error: UserFacingError) -> Exception:
     """The exception JupyterHub shows to the user as "Spawn failed: <message>"."""
@@ -339,6 +343,22 @@ class HubextSpawner(KubeSpawner):
         """,
     )
 
+    remove_refused_launches = Bool(
+        True,
+        config=True,
+        help="""Remove a BinderHub launch's server if its launch was refused.
+
+        BinderHub gives each attempt a new server name and retries a failed
+        launch four times, so every refused attempt (a bad `.resources`, an
+        unreachable repository host, a full quota) would otherwise stay
+        behind as a stopped server that counts against the user's project
+        quota. Only servers that never ran are removed, a few seconds after
+        the refusal was shown. Default: True. Example::
+
+            c.HubextSpawner.remove_refused_launches = True
+        """,
+    )
+
     # One fetcher per hub process, so its cache and in-flight sharing span
     # every user's launches.
     _fetcher = None
@@ -400,8 +420,50 @@ class HubextSpawner(KubeSpawner):
             self.log.warning(
                 "Launch of %s refused: %s %s", self._log_name, e.message, e.fields
             )
+            self._forget_if_never_ran()
             await self._until_progress_is_watched()
             raise spawn_error(e) from None
+
+    def _forget_if_never_ran(self):
+        """Remove a refused BinderHub launch's server once the user has read why.
+
+        BinderHub names every attempt anew and retries a failed launch four
+        times; each refused attempt would stay behind as a stopped server
+        and count against the user's project quota. A server that has run
+        before (it has a launch record) is the user's project and is kept.
+        """
+        if not (
+            self.remove_refused_launches
+            and self.name
+            and LAUNCH_KEY in self.user_options
+            and self.launch_record is None
+        ):
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(
+            REFUSED_REMOVAL_DELAY,
+            lambda: asyncio.ensure_future(self._remove_refused_server_logged()),
+        )
+
+    async def _remove_refused_server_logged(self):
+        try:
+            await self._remove_refused_server()
+        except Exception:
+            self.log.exception("Could not remove refused server %s", self._log_name)
+
+    async def _remove_refused_server(self):
+        user, name = self.user, self.name
+        spawner = user.spawners.get(name)
+        if spawner is not self or self.active or self.launch_record is not None:
+            return  # relaunched, running, or replaced meanwhile
+        self.log.info(
+            "Removing %s: its launch was refused and it never ran", self._log_name
+        )
+        # what JupyterHub's own DELETE .../servers/{name} {"remove": true} does
+        await user._delete_spawner(self)
+        user.db.delete(self.orm_spawner)
+        user.spawners.pop(name, None)
+        user.db.commit()
 
     async def _until_progress_is_watched(self):
         if self._progress_watched is None:

@@ -325,3 +325,31 @@ async def test_failed_setup_step_reaches_the_launch_page(hubext_hub, core):
     ), message
     assert "license server unreachable" in message
     assert loop.time() - began < 45  # well before start_timeout
+
+
+async def test_refused_launches_do_not_use_up_the_quota(hubext_hub, forge):
+    # BinderHub names each attempt anew and retries four times: refused
+    # attempts that stayed behind would fill a quota of 2 at once.
+    hub = await hubext_hub(limit=2)
+    await hub.api("POST", "/users/kim")
+    bad = f"{99:040x}"
+    forge.add(REPO, bad, ".resources", b"memr=4G\n")
+    for _ in range(3):
+        event = await launch(
+            hub, "kim", server_name(REPO), binder_user_options(REPO, bad)
+        )
+        assert event["message"].startswith(
+            "Spawn failed: .resources line 1: memr=4G"
+        ), event
+
+        async def no_servers_left():
+            code, model = await hub.api("GET", "/users/kim?include_stopped_servers=1")
+            return not [name for name in model["servers"] if name]  # "" = default
+
+        await wait_for(no_servers_left, 30, "refused server removed")
+    # a project that ran is never removed by this
+    name = await _launch_ok(hub, "kim")
+    code, _ = await hub.api("DELETE", f"/users/kim/servers/{name}")
+    await asyncio.sleep(7)
+    code, model = await hub.api("GET", "/users/kim?include_stopped_servers=1")
+    assert name in model["servers"]
