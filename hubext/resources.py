@@ -40,6 +40,9 @@ MIB = 1024**2
 GIB = 1024**3
 
 # What each key is, for messages: (unit phrase, example value).
+#: A small request to suggest instead of 0 (the smallest are 0.001 cores
+#: and 1/1024 GB).
+_SMALL = {"cpur": "0.1", "memr": "0.25"}
 _MEANING = {
     "gpu": ("a whole number of GPUs", "1"),
     "cpur": ("a number of cores", "2"),
@@ -238,6 +241,13 @@ class ResourcePolicy:
                     f"resource policy: defaults.{limit} must be above 0;"
                     " a server with a limit of 0 cannot run"
                 )
+        for request in LIMIT_OF:
+            if getattr(self.defaults, request) <= 0:
+                raise ValueError(
+                    f"resource policy: defaults.{request} must be above 0; with no"
+                    " request Kubernetes reserves the whole limit (a small one:"
+                    f" {request}: {_SMALL[request]})"
+                )
         for request, limit in LIMIT_OF.items():
             r, lim = getattr(self.defaults, request), getattr(self.defaults, limit)
             if r > lim:
@@ -382,6 +392,14 @@ def _check_range(key: str, value: Fraction, text: str, policy, fail) -> None:
         fail(
             f"{shown}: a limit must be above 0; write {key}={_MEANING[key][1]},"
             f" or remove the line for the default ({default})"
+        )
+    if key in LIMIT_OF and value == 0:
+        # Kubernetes reads a missing request as "request the limit", so 0
+        # would reserve more than asked for, above the request maximum.
+        fail(
+            f"{shown}: a request must be above 0 (with no request Kubernetes"
+            f" reserves the whole limit); write {key}={_SMALL[key]} for a small"
+            f" request, or remove the line for the default ({default})"
         )
     if key == "gpu" and value.denominator != 1:
         low = math.floor(value)

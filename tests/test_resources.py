@@ -45,7 +45,7 @@ VALID = [
     (b"  memr=0.5  \n", (0, 1.0, 8.0, 0.5, 16.0)),
     (b"memr=.25\nmeml=16.\n", (0, 1.0, 8.0, 0.25, 16.0)),
     (b"cpur=0.001\n#=x\nmemr=2#tight comment\n", (0, 0.001, 8.0, 2.0, 16.0)),
-    (b"cpur=0\nmemr=0\n", (0, 0.0, 8.0, 0.0, 16.0)),
+    (b"cpur=0.001\nmemr=0.0009765625\n", (0, 0.001, 8.0, 1 / 1024, 16.0)),
     (b"gpu=0\n", DEFAULTS),
     (b"gpu=2\n", (2, 1.0, 8.0, 1.0, 16.0)),
     (b"memr=16\n", (0, 1.0, 8.0, 16.0, 16.0)),
@@ -212,6 +212,22 @@ INVALID = [
         1,
         "meml",
         "meml=0: a limit must be above 0; write meml=8, or remove the line for the default (16)",
+    ),
+    (
+        b"cpur=0",
+        1,
+        "cpur",
+        "cpur=0: a request must be above 0 (with no request Kubernetes reserves"
+        " the whole limit); write cpur=0.1 for a small request, or remove the"
+        " line for the default (1)",
+    ),
+    (
+        b"# tiny\nmemr=0.000\n",
+        2,
+        "memr",
+        "memr=0.000: a request must be above 0 (with no request Kubernetes"
+        " reserves the whole limit); write memr=0.25 for a small request, or"
+        " remove the line for the default (1)",
     ),
     (
         b"cpul=0.0",
@@ -453,6 +469,11 @@ BAD_POLICIES = [
         "defaults.meml must be above 0; a server with a limit of 0 cannot run",
     ),
     ({"maxima": {"cpul": 0}}, "defaults.cpul=8 is above maxima.cpul=0"),
+    (
+        {"defaults": {"cpur": 0}},
+        "defaults.cpur must be above 0; with no request Kubernetes reserves the"
+        " whole limit (a small one: cpur: 0.1)",
+    ),
     ({"defaults": []}, "defaults must be a mapping"),
     ({"max_file_bytes": 10}, "max_file_bytes must be a whole number of at least 64"),
     ({"gpu_resource": ""}, "gpu_resource must be a resource name"),
