@@ -10,6 +10,7 @@ sent to the API server: `KeyPair` hides it from `repr`, `ensure_ssh_secret`
 returns only the public key, and no log line or exception message holds it.
 """
 
+import asyncio
 import base64
 import copy
 import json
@@ -221,7 +222,8 @@ async def ensure_ssh_secret(
     log = log or logging.getLogger(__name__)
     secret = await _read_secret(api, namespace, name)
     if secret is None:
-        pair = generate_keypair(username, key_type=key_type)
+        # rsa-4096 takes up to seconds: off the hub's event loop
+        pair = await asyncio.to_thread(generate_keypair, username, key_type=key_type)
         manifest = make_ssh_secret(
             name, username, pair.private, pair.public, labels, annotations
         )

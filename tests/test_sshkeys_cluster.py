@@ -159,3 +159,41 @@ async def test_api_server_accepts_a_pod_with_the_ssh_and_storage_parts(
     with pytest.raises(client.exceptions.ApiException) as info:
         await core.create_namespaced_pod(k8s_namespace, broken, dry_run="All")
     assert info.value.status == 422  # a mount without its volume is refused
+
+
+async def _largest_stall(work) -> tuple[float, float]:
+    """(seconds `work` took, longest the event loop went without running)."""
+    loop = asyncio.get_running_loop()
+    stalls, done = [0.0], False
+
+    async def ticker():
+        last = loop.time()
+        while not done:
+            await asyncio.sleep(0.005)
+            now = loop.time()
+            stalls.append(now - last - 0.005)
+            last = now
+
+    tick = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.02)
+    start = loop.time()
+    await work
+    took = loop.time() - start
+    done = True
+    await tick
+    return took, max(stalls)
+
+
+async def test_key_generation_never_blocks_the_hubs_loop(kube_api, k8s_namespace):
+    """rsa-4096 takes from a tenth of a second to seconds: the hub's other
+    requests must go on meanwhile. A generation too quick to tell is tried
+    again with a new user, so the check always has a slow one to look at."""
+    core = client.CoreV1Api(kube_api)
+    for attempt in range(10):
+        took, stall = await _largest_stall(
+            ensure(core, k8s_namespace, f"slow-{attempt}", key_type="rsa-4096")
+        )
+        if took > 0.3:
+            break
+    assert took > 0.3, "no rsa-4096 generation was slow enough to tell"
+    assert stall < 0.1, f"the loop stalled {stall:.2f}s of a {took:.2f}s generation"
