@@ -7,6 +7,7 @@ real git repository behind ``git http-backend`` (tests/fixtures/githosts.py).
 import asyncio
 import base64
 import logging
+import os
 import time
 from urllib.parse import quote
 
@@ -305,6 +306,45 @@ async def test_git_oversized_file(git_server):
         await fetcher.fetch(git(git_server.repo_url(), git_server.commits["big"]))
 
 
+#: A .resources file far above the cap, as the one that stalled a launch.
+BIG = 40 * 2**20
+
+
+@pytest.fixture
+def huge_commit(git_server):
+    """A commit whose .resources is BIG random (incompressible) bytes."""
+    return git_server.add_commit("huge", {".resources": os.urandom(BIG)})
+
+
+async def test_git_size_cap_holds_before_the_download(git_server, huge_commit):
+    fetcher = git_fetcher(git_server)
+    with pytest.raises(RepoFileError, match="larger than the 65536 bytes"):
+        await fetcher.fetch(git(git_server.repo_url(), huge_commit))
+    served = git_server.bytes_served
+    assert served < 2**20, f"{served} bytes served to refuse a {BIG}-byte file"
+
+
+async def test_git_cap_without_tree_filters(git_server, huge_commit):
+    # Hosts that allow size filters but not tree depth still never send
+    # the big file, only the commit's other small files.
+    git_server.configure("uploadpackfilter.tree.allow", "false")
+    fetcher = git_fetcher(git_server)
+    url = git_server.repo_url()
+    with pytest.raises(RepoFileError, match="larger than the 65536 bytes"):
+        await fetcher.fetch(git(url, huge_commit))
+    served = git_server.bytes_served
+    assert served < 2**20, f"{served} bytes served to refuse a {BIG}-byte file"
+    assert await fetcher.fetch(git(url, git_server.commits["launched"])) == b"memr=4\n"
+
+
+async def test_git_host_without_size_filters(git_server):
+    git_server.configure("uploadpackfilter.allow", "false")
+    git_server.configure("uploadpackfilter.blob:none.allow", "true")
+    options = git(git_server.repo_url(), git_server.commits["launched"])
+    with pytest.raises(RepoFileError, match="uploadpack.allowFilter"):
+        await git_fetcher(git_server).fetch(options)
+
+
 async def test_git_unknown_commit(git_server):
     with pytest.raises(RepoFileError, match="has no commit 2222222"):
         await git_fetcher(git_server).fetch(git(git_server.repo_url(), "2" * 40))
@@ -481,14 +521,68 @@ async def test_concurrent_failures_shared_and_not_cached(github_repo):
 async def test_concurrent_git_fetches_share_one_upstream(git_server):
     options = git(git_server.repo_url(), git_server.commits["launched"])
     await git_fetcher(git_server).fetch(options)
-    # one negotiation for the commit's trees, one for the single blob
-    assert git_server.fetches() == 2
+    # one negotiation: the commit, its top tree and its small files
+    assert git_server.fetches() == 1
     one = len(git_server.requests)
     git_server.requests.clear()
     fetcher = git_fetcher(git_server)
     results = await asyncio.gather(*(fetcher.fetch(options) for _ in range(100)))
     assert results == [b"memr=4\n"] * 100
     assert len(git_server.requests) == one
+
+
+@pytest.mark.parametrize(
+    "commit, path, message",
+    [
+        ("big", ".resources", "larger than the 1000 bytes"),
+        ("launched", "docs", "not a regular file"),
+    ],
+    ids=["too-large", "directory"],
+)
+async def test_git_refusal_cached(git_server, commit, path, message):
+    # BinderHub retries a failed launch 4 times; a refusal that follows
+    # from the commit itself must not reach the host again.
+    fetcher = git_fetcher(git_server, max_bytes=1000)
+    options = git(git_server.repo_url(), git_server.commits[commit])
+    with pytest.raises(RepoFileError, match=message):
+        await fetcher.fetch(options, path)
+    seen = len(git_server.requests)
+    for _ in range(4):
+        with pytest.raises(RepoFileError, match=message):
+            await fetcher.fetch(options, path)
+    retries = len(git_server.requests) - seen
+    assert retries == 0, f"the retries made {retries} requests to the git host"
+
+
+async def test_api_refusal_cached(github_repo):
+    github_repo.add("org/repo", "3" * 40, ".resources", b"# padding\n" * 10_000)
+    fetcher = github_fetcher(github_repo, max_bytes=4096)
+    for _ in range(3):
+        with pytest.raises(RepoFileError, match="larger than the 4096 bytes"):
+            await fetcher.fetch(gh(sha="3" * 40))
+    requests = len(github_repo.requests)
+    assert requests == 1, f"{requests} requests for one refused file"
+
+
+async def test_git_transient_failure_not_cached(git_server):
+    git_server.status = 502
+    fetcher = git_fetcher(git_server)
+    options = git(git_server.repo_url(), git_server.commits["launched"])
+    with pytest.raises(RepoFileError, match="internal error"):
+        await fetcher.fetch(options)
+    seen = len(git_server.requests)
+    git_server.status = None
+    assert await fetcher.fetch(options) == b"memr=4\n"
+    assert len(git_server.requests) > seen
+
+
+async def test_timeout_not_cached(silent_server):
+    hosts = {"github.com": {"provider": "github", "api_url": silent_server.url}}
+    fetcher = RepoFileFetcher(hosts=hosts, timeout=0.3)
+    for _ in range(2):
+        with pytest.raises(RepoFileError, match="did not answer"):
+            await fetcher.fetch(gh())
+    assert len(silent_server.connections) == 2
 
 
 async def test_cache_is_bounded(github_repo):

@@ -9,4 +9,13 @@ class RepoFileError(UserFacingError):
     The message is for the person launching: which host, what happened and
     what to do. Fields (``host``, ``repo``, ``commit``, ``path``, ``status``)
     go to the log. Neither ever contains a token.
+
+    ``permanent`` marks a refusal that follows from the commit's content
+    alone (too large, not a regular file): a commit never changes, so the
+    fetcher caches it like an answer and a retried launch asks no host
+    again. Everything else (timeouts, server errors, access) may pass.
     """
+
+    def __init__(self, message: str, *, permanent: bool = False, **fields):
+        super().__init__(message, **fields)
+        self.permanent = permanent

@@ -3,12 +3,16 @@
 It checks the launch against the admin's allowlist before any connection,
 picks the host's provider, and keeps a bounded cache keyed by
 (host, repo, commit, path). A commit never changes, so an answer (including
-"no such file") stays valid; errors are not cached. Concurrent launches of
-the same commit wait on one shared upstream request.
+"no such file") stays valid, and so does a refusal that follows from the
+commit's content (too large, not a regular file): BinderHub retries a
+failed launch four times, and none of the retries asks the host again.
+Failures that may pass (timeouts, server errors, access) are not cached.
+Concurrent launches of the same commit wait on one shared upstream request.
 """
 
 import asyncio
 from collections import OrderedDict
+from dataclasses import dataclass
 from posixpath import normpath
 from urllib.parse import urlsplit
 
@@ -169,7 +173,9 @@ class RepoFileFetcher(LoggingConfigurable):
         1024,
         config=True,
         help="""How many (host, repo, commit, path) answers to keep, least
-        recently used dropped first; 0 turns the cache off. Default: 1024.
+        recently used dropped first; refusals that follow from the commit
+        (file too large, not a regular file) count as answers. 0 turns the
+        cache off. Default: 1024.
 
         c.RepoFileFetcher.cache_size = 4096
         """,
@@ -249,7 +255,7 @@ class RepoFileFetcher(LoggingConfigurable):
         key = (ref.host, ref.repo, ref.commit, path)
         if key in self._cache:
             self._cache.move_to_end(key)
-            return self._cache[key]
+            return _answer(self._cache[key])
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(self._upstream(host, ref, path, key))
@@ -267,7 +273,25 @@ class RepoFileFetcher(LoggingConfigurable):
         return done
 
     async def _upstream(self, host: RepoHost, ref: LaunchRef, path, key):
-        """The one real request for ``key``; stores the answer in the cache."""
+        """The one real request for ``key``; caches its answer or lasting refusal."""
+        try:
+            data = await self._ask(host, ref, path)
+        except RepoFileError as e:
+            if e.permanent:
+                self._remember(key, _Refused(e.message, e.fields))
+            raise
+        self.log.info(
+            "%s %s in %s at %s on %s",
+            "Read" if data is not None else "No",
+            path,
+            ref.repo,
+            short(ref.commit),
+            ref.host,
+        )
+        self._remember(key, data)
+        return data
+
+    async def _ask(self, host: RepoHost, ref: LaunchRef, path) -> bytes | None:
         try:
             data = await asyncio.wait_for(host.fetch_file(ref, path), self.timeout)
         except asyncio.TimeoutError:
@@ -280,16 +304,26 @@ class RepoFileFetcher(LoggingConfigurable):
             ) from None
         if data is not None and len(data) > self.max_bytes:
             raise host.too_large(ref, path, len(data))
-        self.log.info(
-            "%s %s in %s at %s on %s",
-            "Read" if data is not None else "No",
-            path,
-            ref.repo,
-            short(ref.commit),
-            ref.host,
-        )
+        return data
+
+    def _remember(self, key, value) -> None:
         if self.cache_size > 0:
-            self._cache[key] = data
+            self._cache[key] = value
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return data
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A cached lasting refusal: raised afresh on each hit, so a long-lived
+    cache holds no tracebacks (and so no frames) of earlier launches."""
+
+    message: str
+    fields: dict
+
+
+def _answer(cached):
+    """The cached file (or None), or the cached refusal raised again."""
+    if isinstance(cached, _Refused):
+        raise RepoFileError(cached.message, permanent=True, **cached.fields)
+    return cached

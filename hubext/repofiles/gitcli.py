@@ -1,8 +1,15 @@
 """Generic git hosts: read one file with the real ``git`` client.
 
-Only the launched commit and its trees are fetched (``--depth=1
---filter=blob:none``); the one blob asked for is then fetched on demand and
-its size checked before it is read. Every ``git`` runs with no user or
+One ``git fetch`` of the launched commit brings only what the lookup needs
+and nothing above the size cap: ``--filter=blob:limit`` makes the *server*
+leave out every blob larger than ``max_bytes``, and ``--filter=tree:<n>``
+keeps the fetch to the directories on the file's path. A file that is not
+there after the fetch although its tree names it is therefore too large,
+and is refused without one byte of it crossing the network. Git cannot
+tell a blob's size without sending it (``cat-file -s`` on a missing blob
+downloads it), so presence is checked among the local objects only.
+
+Every ``git`` runs with no user or
 system configuration, no credential helpers, no prompts, no redirects and
 only the http(s) transports; the access token reaches git through
 ``GIT_CONFIG_*`` environment variables of that process alone, so it never
@@ -24,6 +31,11 @@ from .launch import LaunchRef
 from .providers import RepoHost, short
 
 _STDERR_LIMIT = 4000
+
+#: The server accepts size filters but not tree depth (or not this deep).
+_TREE_FILTER_REFUSED = re.compile(
+    r"filter '(tree|combine)[^']*' not supported|tree filter allows max depth"
+)
 
 
 class GitFailed(Exception):
@@ -158,17 +170,11 @@ class GitHost(RepoHost):
                 raise self.fetch_error(e.stderr, ref, path) from None
 
     async def _read(self, ref, path, env, repo_dir, deadline) -> bytes | None:
-        """The git steps: init, fetch the commit's trees, look up, read the blob."""
+        """The git steps: init, fetch the commit's small files, look up, read."""
         os.mkdir(repo_dir)
         await self.git(repo_dir, env, deadline, "init", "-q", "--bare")
         await self.git(repo_dir, env, deadline, "remote", "add", "origin", ref.repo)
-        await self.git(
-            repo_dir,
-            env,
-            deadline,
-            *("fetch", "-q", "--no-tags", "--depth=1", "--filter=blob:none"),
-            *("origin", ref.commit),
-        )
+        await self._fetch_small(ref, path, env, repo_dir, deadline)
         listing = await self.git(
             repo_dir, env, deadline, "ls-tree", "-z", ref.commit, "--", path
         )
@@ -177,16 +183,52 @@ class GitHost(RepoHost):
         meta, _, _name = listing.rstrip(b"\0").decode().partition("\t")
         mode, kind, oid = meta.split()
         if kind != "blob" or mode == "120000":
-            raise self.error(
-                f"{self.where(ref, path)} is not a regular file (a directory, "
-                f"link or submodule). Make {path} a plain text file.",
-                ref,
-                path,
-            )
-        size = int(await self.git(repo_dir, env, deadline, "cat-file", "-s", oid))
-        if size > self.max_bytes:
+            raise self.not_a_file(ref, path)
+        size = await self._local_size(repo_dir, env, deadline, oid)
+        if size is None or size > self.max_bytes:
+            # Left out by the server's size filter (or a server that
+            # ignores filters sent it anyway): either way, not read.
             raise self.too_large(ref, path, size)
         return await self.git(repo_dir, env, deadline, "cat-file", "blob", oid)
+
+    async def _fetch_small(self, ref, path, env, repo_dir, deadline) -> None:
+        """Fetch the commit with the trees down to ``path`` and small blobs only.
+
+        A path of n parts needs trees and blobs down to depth n, so
+        ``tree:<n+1>``. Hosts that refuse tree filters get a second try
+        with the size filter alone: every small file of the commit, still
+        nothing above the cap.
+        """
+        fetch = ("fetch", "-q", "--no-tags", "--depth=1")
+        size = f"--filter=blob:limit={self.max_bytes + 1}"  # leaves out >= limit
+        depth = f"--filter=tree:{path.count('/') + 2}"
+        try:
+            await self.git(
+                repo_dir, env, deadline, *fetch, size, depth, "origin", ref.commit
+            )
+        except GitFailed as e:
+            if not _TREE_FILTER_REFUSED.search(e.stderr):
+                raise
+            await self.git(repo_dir, env, deadline, *fetch, size, "origin", ref.commit)
+
+    async def _local_size(self, repo_dir, env, deadline, oid) -> int | None:
+        """The size of ``oid`` if it was fetched, else None; never asks the host.
+
+        ``cat-file -s`` would download a missing blob from the promisor
+        remote; ``--batch-all-objects`` lists only what is here.
+        """
+        listing = await self.git(
+            repo_dir,
+            env,
+            deadline,
+            *("cat-file", "--batch-all-objects", "--unordered"),
+            "--batch-check=%(objectname) %(objectsize)",
+        )
+        for line in listing.decode().splitlines():
+            name, _, size = line.partition(" ")
+            if name == oid:
+                return int(size)
+        return None
 
     def fetch_error(self, stderr: str, ref: LaunchRef, path: str):
         """A message for a failed git command, from git's own words."""
@@ -198,6 +240,14 @@ class GitHost(RepoHost):
             text = (
                 f"{self.host} has no commit {short(ref.commit)} in {ref.repo}. "
                 "If the commit was force-pushed away, launch the branch again."
+            )
+        elif re.search(r"filter '[^']*' not supported", low):
+            text = (
+                f"{self.host} does not allow the partial fetch hubext uses to "
+                f"refuse a large {path} without downloading it. Hub admins: "
+                "allow partial clone on the git server (uploadpack.allowFilter, "
+                "with the blob:limit filter), or read this host through its API "
+                "(provider github or gitlab in c.RepoFileFetcher.hosts)."
             )
         elif re.search(r"\b30[1278]\b|redirect", low):
             text = (

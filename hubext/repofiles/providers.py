@@ -59,10 +59,17 @@ class RepoHost(LoggingConfigurable):
         """``path`` in ``repo`` at ``commit`` on ``host``, for messages."""
         return f"{path} in {ref.repo} at commit {short(ref.commit)} on {self.host}"
 
-    def error(self, message: str, ref: LaunchRef, path: str, **fields):
-        """A `RepoFileError` carrying the launch's coordinates for the log."""
+    def error(
+        self, message: str, ref: LaunchRef, path: str, *, permanent=False, **fields
+    ):
+        """A `RepoFileError` carrying the launch's coordinates for the log.
+
+        ``permanent``: the refusal follows from the commit alone and may be
+        cached (see `RepoFileError`).
+        """
         return RepoFileError(
             message,
+            permanent=permanent,
             host=self.host,
             repo=ref.repo,
             commit=ref.commit,
@@ -70,13 +77,24 @@ class RepoHost(LoggingConfigurable):
             **fields,
         )
 
-    def too_large(self, ref: LaunchRef, path: str, size: int) -> RepoFileError:
+    def too_large(self, ref: LaunchRef, path: str, size=None) -> RepoFileError:
+        """The refusal of a file above the cap; ``size`` when it is known."""
         return self.error(
             f"{self.where(ref, path)} is larger than the {self.max_bytes} bytes "
             f"hubext reads. Keep {path} to a few short lines.",
             ref,
             path,
-            size=size,
+            permanent=True,
+            **({"size": size} if size is not None else {}),
+        )
+
+    def not_a_file(self, ref: LaunchRef, path: str) -> RepoFileError:
+        return self.error(
+            f"{self.where(ref, path)} is not a regular file (a directory, "
+            f"link or submodule). Make {path} a plain text file.",
+            ref,
+            path,
+            permanent=True,
         )
 
     def private_hint(self) -> str:
@@ -257,12 +275,7 @@ class GitHubHost(HTTPRepoHost):
         if isinstance(item, dict) and item.get("type") == "file":
             if item.get("encoding") == "base64":
                 return base64.b64decode(item.get("content", ""))
-        raise self.error(
-            f"{self.where(ref, path)} is not a regular file (a directory, "
-            f"link or submodule). Make {path} a plain text file.",
-            ref,
-            path,
-        )
+        raise self.not_a_file(ref, path)
 
 
 class GitLabHost(HTTPRepoHost):
