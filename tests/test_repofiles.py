@@ -12,6 +12,7 @@ import time
 from urllib.parse import quote
 
 import pytest
+from tornado.httpclient import AsyncHTTPClient
 
 from hubext.errors import UserFacingError
 from hubext.repofiles import LaunchRef, RepoFileError, RepoFileFetcher, parse_launch
@@ -598,6 +599,54 @@ async def test_cache_is_bounded(github_repo):
     assert len(github_repo.requests) == 3
     assert await fetcher.fetch(gh(sha=shas[0])) == b"1"  # evicted: asked again
     assert len(github_repo.requests) == 4
+
+
+# --- the hub's own HTTP client ----------------------------------------------------
+
+
+async def _wait_for(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.02)
+
+
+async def test_hanging_host_leaves_the_hubs_http_client_free(
+    silent_server, quick_server
+):
+    # AsyncHTTPClient() is one client per event loop for the whole hub (its
+    # proxy API calls too), with max_clients slots; repo-file fetches must
+    # not take them.
+    hosts = {"github.com": {"provider": "github", "api_url": silent_server.url}}
+    fetcher = RepoFileFetcher(hosts=hosts, timeout=3)
+    slots = getattr(AsyncHTTPClient(), "max_clients", 10)
+    shas = [f"{i:040x}" for i in range(slots + 3)]
+    hanging = [asyncio.ensure_future(fetcher.fetch(gh(sha=sha))) for sha in shas]
+    try:
+        await _wait_for(lambda: len(silent_server.connections) >= slots)
+        try:
+            response = await asyncio.wait_for(AsyncHTTPClient().fetch(quick_server), 2)
+        except asyncio.TimeoutError:
+            pytest.fail(
+                "the hub's shared AsyncHTTPClient waited on a hanging repo host"
+            )
+        assert response.body == b"ok"
+        # the fetcher's own limit: the rest wait in its queue, not the hub's
+        assert len(silent_server.connections) == fetcher.max_connections
+    finally:
+        results = await asyncio.gather(*hanging, return_exceptions=True)
+        fetcher.close()
+    assert all(isinstance(r, RepoFileError) for r in results)
+
+
+async def test_own_http_client_per_fetcher():
+    fetcher = RepoFileFetcher(max_connections=3)
+    client = fetcher.http_client()
+    assert client is fetcher.http_client() and client is not AsyncHTTPClient()
+    assert client.max_clients == 3
+    fetcher.close()
+    assert fetcher.http_client() is not client
+    fetcher.close()
 
 
 # --- configuration ---------------------------------------------------------------

@@ -8,6 +8,11 @@ commit's content (too large, not a regular file): BinderHub retries a
 failed launch four times, and none of the retries asks the host again.
 Failures that may pass (timeouts, server errors, access) are not cached.
 Concurrent launches of the same commit wait on one shared upstream request.
+
+API requests go through the fetcher's own HTTP client, one per event loop,
+never tornado's shared ``AsyncHTTPClient()``: that one has ``max_clients``
+slots for the whole hub (its proxy API calls too), and a hanging repository
+host would hold them.
 """
 
 import asyncio
@@ -16,7 +21,9 @@ from dataclasses import dataclass
 from posixpath import normpath
 from urllib.parse import urlsplit
 
+from tornado.httpclient import AsyncHTTPClient
 from traitlets import (
+    Any,
     CaselessStrEnum,
     Dict,
     Float,
@@ -32,7 +39,7 @@ from traitlets.config import LoggingConfigurable
 from .errors import RepoFileError
 from .gitcli import GitHost
 from .launch import PROVIDER_PREFIXES, LaunchRef, parse_launch
-from .providers import GitHubHost, GitLabHost, RepoHost, short
+from .providers import GitHubHost, GitLabHost, HTTPRepoHost, RepoHost, short
 
 HOST_KINDS = {"github": GitHubHost, "gitlab": GitLabHost, "git": GitHost}
 
@@ -149,7 +156,21 @@ class RepoFileFetcher(LoggingConfigurable):
         """,
     )
 
-    @validate("timeout", "max_bytes")
+    max_connections = Int(
+        10,
+        config=True,
+        help="""How many requests to GitHub and GitLab APIs run at once;
+        more wait their turn (within ``timeout``). These connections are
+        hubext's own, apart from the HTTP client the hub uses for its proxy
+        and services, so a slow or hanging repository host never delays the
+        hub itself. The git provider runs ``git`` processes instead and is
+        not limited by this. Default: 10.
+
+        c.RepoFileFetcher.max_connections = 20
+        """,
+    )
+
+    @validate("timeout", "max_bytes", "max_connections")
     def _validate_positive(self, proposal):
         if proposal.value <= 0:
             name = proposal.trait.name
@@ -201,6 +222,8 @@ class RepoFileFetcher(LoggingConfigurable):
 
     _cache = Instance(OrderedDict, args=())
     _inflight = Dict()
+    _client = Instance(AsyncHTTPClient, allow_none=True)
+    _client_loop = Any(None)  # the event loop _client belongs to
 
     async def fetch(self, user_options: dict, path: str = ".resources") -> bytes | None:
         """The file's bytes at the launched commit, or None if it has none.
@@ -217,6 +240,29 @@ class RepoFileFetcher(LoggingConfigurable):
             fields = {k: v for k, v in e.fields.items() if k != "stderr"}
             self.log.warning("Using the defaults: %s %s", e.message, fields)
             return None
+
+    def http_client(self) -> AsyncHTTPClient:
+        """The fetcher's own client for the running event loop, made on first use.
+
+        A tornado client belongs to the loop it was made in; a hub has one
+        loop, tests may have several, so a client for another loop is closed
+        and replaced.
+        """
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._client_loop is not loop:
+            self.close()
+        if self._client is None:
+            self._client = AsyncHTTPClient(
+                force_instance=True, max_clients=self.max_connections
+            )
+            self._client_loop = loop
+        return self._client
+
+    def close(self) -> None:
+        """Close the HTTP client; a later fetch makes a new one."""
+        if self._client is not None:
+            self._client.close()
+        self._client = self._client_loop = None
 
     def host_for(self, ref: LaunchRef) -> RepoHost:
         """A provider for ``ref``'s host, or an error if it is not allowed."""
@@ -238,6 +284,9 @@ class RepoFileFetcher(LoggingConfigurable):
                 host=ref.host,
             )
         cls = GitHost if ref.provider == "git" else HOST_KINDS[kind]
+        extra = {"username": entry["username"]} if "username" in entry else {}
+        if issubclass(cls, HTTPRepoHost):
+            extra["client"] = self.http_client()
         return cls(
             parent=self,
             host=ref.host,
@@ -246,7 +295,7 @@ class RepoFileFetcher(LoggingConfigurable):
             token=self.tokens.get(ref.host, ""),
             timeout=self.timeout,
             max_bytes=self.max_bytes,
-            **({"username": entry["username"]} if "username" in entry else {}),
+            **extra,
         )
 
     async def _fetch(self, user_options, path) -> bytes | None:

@@ -2,7 +2,9 @@
 
 Tornado follows redirects to anywhere and buffers whole bodies; here each
 redirect is checked against the hosts the caller allows, and the body is
-read in chunks and abandoned as soon as it passes the cap.
+read in chunks and abandoned as soon as it passes the cap. The caller
+passes its own client: tornado's shared ``AsyncHTTPClient()`` has a few
+slots for the whole process, and a hanging host must not hold them.
 """
 
 from dataclasses import dataclass
@@ -66,7 +68,7 @@ def _unreachable(error: Exception, timeout: float) -> Exception:
     return error
 
 
-async def _get_once(url, headers, timeout, max_bytes) -> Response:
+async def _get_once(client, url, headers, timeout, max_bytes) -> Response:
     chunks = []
     size = 0
 
@@ -87,7 +89,7 @@ async def _get_once(url, headers, timeout, max_bytes) -> Response:
         decompress_response=True,
     )
     try:
-        response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        response = await client.fetch(request, raise_error=False)
     except Exception as e:
         if size > max_bytes:
             # Raising in the streaming callback is the only way to stop a
@@ -99,14 +101,16 @@ async def _get_once(url, headers, timeout, max_bytes) -> Response:
     return Response(response.code, dict(response.headers), b"".join(chunks))
 
 
-async def capped_get(url, headers, *, timeout, max_bytes, allowed) -> Response:
-    """GET ``url``; follow redirects only to origins in ``allowed``.
+async def capped_get(
+    url, headers, *, client: AsyncHTTPClient, timeout, max_bytes, allowed
+) -> Response:
+    """GET ``url`` with ``client``; follow redirects only to origins in ``allowed``.
 
     ``allowed`` holds ``scheme://host[:port]`` origins. Raises `TooLarge`,
     `Unreachable` or `BadRedirect`; every HTTP status is returned.
     """
     for _ in range(MAX_REDIRECTS + 1):
-        response = await _get_once(url, headers, timeout, max_bytes)
+        response = await _get_once(client, url, headers, timeout, max_bytes)
         location = response.headers.get("Location")
         if response.code not in (301, 302, 303, 307, 308) or not location:
             return response

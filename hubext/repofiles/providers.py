@@ -10,7 +10,8 @@ import base64
 import json
 from urllib.parse import quote, urlsplit
 
-from traitlets import Bool, Float, Int, Unicode
+from tornado.httpclient import AsyncHTTPClient
+from traitlets import Bool, Float, Instance, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .errors import RepoFileError
@@ -117,6 +118,12 @@ class HTTPRepoHost(RepoHost):
     or commit by asking for the commit: only then is it "no such file".
     """
 
+    client = Instance(
+        AsyncHTTPClient,
+        help="The fetcher's own HTTP client: never the hub's shared one, "
+        "whose few slots a hanging host would otherwise hold.",
+    )
+
     def file_url(self, ref: LaunchRef, path: str) -> str:
         raise NotImplementedError
 
@@ -147,6 +154,7 @@ class HTTPRepoHost(RepoHost):
             return await capped_get(
                 url,
                 headers,
+                client=self.client,
                 timeout=self.timeout,
                 max_bytes=limit or self.max_bytes,
                 allowed=allowed,
