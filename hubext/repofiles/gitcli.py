@@ -3,15 +3,16 @@
 One ``git fetch`` of the launched commit brings only what the lookup needs
 and nothing above the size cap: ``--filter=blob:limit`` makes the *server*
 leave out every blob larger than ``max_bytes``, and ``--filter=tree:<n>``
-keeps the fetch to the directories on the file's path. A file that is not
-there after the fetch although its tree names it is therefore too large,
-and is refused without one byte of it crossing the network. Git cannot
-tell a blob's size without sending it (``cat-file -s`` on a missing blob
-downloads it), so presence is checked among the local objects only.
+stops the fetch at the file's depth (for ``.resources``: the top-level tree
+and its small files). A file that is not there after the fetch although its
+tree names it is therefore too large, and is refused without one byte of it
+crossing the network. Git cannot tell a blob's size without sending it
+(``cat-file -s`` on a missing blob downloads it), so presence is checked
+among the local objects only.
 
-Every ``git`` runs with no user or
-system configuration, no credential helpers, no prompts, no redirects and
-only the http(s) transports; the access token reaches git through
+Every ``git`` runs with no user or system configuration, no credential
+helpers, no prompts, no redirects and only the http(s) transports; the
+access token reaches git through
 ``GIT_CONFIG_*`` environment variables of that process alone, so it never
 appears in a command line, a config file or a log.
 """
