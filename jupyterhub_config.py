@@ -60,7 +60,10 @@ c.HubextSpawner.resource_policy = {
     "gpu_resource": "nvidia.com/gpu",
 }
 c.HubextSpawner.resources_file = ".resources"
-c.HubextSpawner.allowed_images = []
+# BinderHub's image prefix: launches may only name images under it
+c.HubextSpawner.allowed_images = [
+    os.environ.get("HUBEXT_IMAGE_PREFIX", "registry.example.edu/binder/binder-")
+]
 c.HubextSpawner.storage_enabled = True
 c.HubextSpawner.storage_class_name = None
 c.HubextSpawner.storage_size = "10Gi"

@@ -2,6 +2,8 @@
 
 Each launch, before KubeSpawner builds the pod, `HubextSpawner`:
 
+0. checks the launch options (`launchoptions`): they are attacker input, and
+   from here on only the validated plain strings are used;
 1. refuses the start if it would take the user over their project quota;
 2. reads `.resources` from the launched repository at the launched commit
    and sets CPU, memory and GPU from it, within the site policy;
@@ -24,6 +26,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, valida
 
 from . import names, quota, sshkeys, storage
 from .errors import UserFacingError
+from .launchoptions import LaunchOptions, check_launch_options
 from .repofiles import RepoFileFetcher, parse_launch
 from .resources import ResourcePolicy, parse_resources
 
@@ -36,9 +39,6 @@ except ImportError:  # JupyterHub 5 reads `jupyterhub_message` only
 COMMIT_LABEL = "hubext/commit"
 REPO_ANNOTATION = "hubext/repo-url"
 RESOURCES_ANNOTATION = "hubext/resources"
-
-#: The user_options key BinderHub always sends with a resolved commit.
-LAUNCH_KEY = "binder_persistent_request"
 
 #: Seconds between showing a refusal and removing the server that never ran,
 #: so the progress stream can still report the refusal.
@@ -177,16 +177,36 @@ class HubextSpawner(KubeSpawner):
 
     allowed_images = List(
         Unicode(),
+        default_value=None,
+        allow_none=True,
         config=True,
-        help="""Image name prefixes a launch may ask for in `user_options`.
+        help="""Image prefixes a launch may ask for: your BinderHub image prefix.
 
-        BinderHub sends the image it built; a user calling the hub's REST API
-        directly could send any. Empty (the default) accepts every image;
-        set it to your BinderHub registry prefix. Example::
+        BinderHub sends the image it built, but any signed-in user can call
+        the hub's REST API with an image of their choosing. Prefixes match
+        on path boundaries: "quay.io/org/" admits "quay.io/org/x" but never
+        "quay.io/org-evil/x"; "registry.example.edu/binder/binder-" (a
+        BinderHub `image_prefix`) admits "registry.example.edu/binder/binder-x".
+        None (the default) refuses every launch that names an image, until
+        you set it; an empty list accepts any image, and the hub warns
+        about that when it starts. The Helm chart fills it from
+        `imagePrefix`. Example::
 
-            c.HubextSpawner.allowed_images = ["registry.example.edu/binder/"]
+            c.HubextSpawner.allowed_images = ["registry.example.edu/binder/binder-"]
         """,
     )
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.allowed_images == [] and not HubextSpawner._warned_any_image:
+            HubextSpawner._warned_any_image = True
+            self.log.warning(
+                "c.HubextSpawner.allowed_images is empty: every signed-in user "
+                "can launch any image through the hub's REST API. Set it to "
+                "your BinderHub image prefix."
+            )
+
+    _warned_any_image = False  # once per hub process
 
     storage_enabled = Bool(
         True,
@@ -411,10 +431,14 @@ class HubextSpawner(KubeSpawner):
         async for event in super().progress():
             yield event
 
+    #: The validated launch options; `user_options` holds the same, as a dict.
+    launch_options = LaunchOptions()
+
     async def load_user_options(self):
-        """KubeSpawner's options, then everything a hubext launch needs."""
-        await super().load_user_options()
+        """The launch options checked, KubeSpawner's, then hubext's steps."""
         try:
+            self._accept_launch_options()
+            await super().load_user_options()
             await self._prepare_launch()
         except UserFacingError as e:
             self.log.warning(
@@ -423,6 +447,36 @@ class HubextSpawner(KubeSpawner):
             self._forget_if_never_ran()
             await self._until_progress_is_watched()
             raise spawn_error(e) from None
+
+    def _accept_launch_options(self):
+        """Replace `user_options` by its validated form, before anything reads it.
+
+        The hub's database keeps only validated options too (nothing at all
+        for a refused set), so a later start without options cannot bring
+        back what was refused.
+        """
+        try:
+            options = check_launch_options(self.user_options, self.allowed_images)
+        except UserFacingError:
+            self.launch_options = LaunchOptions()
+            self._store_user_options({})
+            raise
+        if options.dropped:
+            self.log.warning(
+                "Launch of %s: ignored %d unknown launch option(s): %s",
+                self._log_name,
+                len(options.dropped),
+                ", ".join(repr(key) for key in options.dropped[:10]),
+            )
+        self.launch_options = options
+        self.user_options = options.as_user_options()
+        self._store_user_options(self.user_options)
+
+    def _store_user_options(self, options: dict):
+        if self.orm_spawner is not None and self.orm_spawner.user_options != options:
+            self.orm_spawner.user_options = options
+            if self.db is not None:
+                self.db.commit()
 
     def _forget_if_never_ran(self):
         """Remove a refused BinderHub launch's server once the user has read why.
@@ -435,7 +489,7 @@ class HubextSpawner(KubeSpawner):
         if not (
             self.remove_refused_launches
             and self.name
-            and LAUNCH_KEY in self.user_options
+            and self.launch_options.from_binderhub
             and self.launch_record is None
         ):
             return
@@ -501,22 +555,12 @@ class HubextSpawner(KubeSpawner):
         return ResourcePolicy.from_dict(self.resource_policy)
 
     def _apply_image(self):
-        image = self.user_options.get("image")
-        if not image:
-            return
-        if self.allowed_images and not any(
-            image.startswith(prefix) for prefix in self.allowed_images
-        ):
-            raise UserFacingError(
-                f"The image {image!r} is not one this hub launches. Launch the "
-                "repository through the BinderHub page instead.",
-                image=image,
-            )
-        self.image = image
+        if self.launch_options.image:  # checked against allowed_images
+            self.image = self.launch_options.image
 
     def _launch_ref(self):
         """The launched repo@commit, or None for a launch not from BinderHub."""
-        if LAUNCH_KEY not in self.user_options:
+        if not self.launch_options.from_binderhub:
             return None
         return parse_launch(self.user_options)
 
@@ -588,7 +632,7 @@ class HubextSpawner(KubeSpawner):
         self.launch_record = {
             "repo_url": launch.repo_url if launch else None,
             "commit": launch.commit if launch else None,
-            "ref_url": self.user_options.get("binder_ref_url"),
+            "ref_url": self.launch_options.binder_ref_url,
             "resources": resources.as_dict(),
             "ssh_public_key": self._public_key,
         }
@@ -628,16 +672,8 @@ class HubextSpawner(KubeSpawner):
         self.launch_record = record
 
     def get_env(self):
-        """KubeSpawner's environment plus where the launch came from."""
+        """KubeSpawner's environment plus where the launch came from, from
+        the validated launch options only (plain strings, never a spec)."""
         env = super().get_env()
-        for key in (
-            "repo_url",
-            "binder_ref_url",
-            "binder_launch_host",
-            "binder_request",
-            "binder_persistent_request",
-        ):
-            value = self.user_options.get(key)
-            if value:
-                env["BINDER_REPO_URL" if key == "repo_url" else key.upper()] = value
+        env.update(self.launch_options.env())
         return env

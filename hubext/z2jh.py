@@ -40,7 +40,6 @@ DIRECT = (
     ("ssh.dir", "HubextSpawner", "ssh_dir"),
     ("ssh.secretNameTemplate", "HubextSpawner", "ssh_secret_name_template"),
     ("notebookUid", "HubextSpawner", "notebook_uid"),
-    ("allowedImages", "HubextSpawner", "allowed_images"),
     ("refusalWait", "HubextSpawner", "refusal_wait"),
     ("quota.defaultLimit", "QuotaPolicy", "default_limit"),
     ("quota.userLimits", "QuotaPolicy", "user_limits"),
@@ -88,6 +87,7 @@ TOP_LEVEL = {
     "storage",
     "ssh",
     "notebookUid",
+    "imagePrefix",
     "allowedImages",
     "refusalWait",
     "repoHosts",
@@ -161,6 +161,16 @@ def resource_policy(resources: dict) -> dict:
     }
 
 
+def allowed_images(settings: dict):
+    """`c.HubextSpawner.allowed_images`: `allowedImages` when given, else
+    BinderHub's `imagePrefix`; `_MISSING` when neither is set."""
+    listed = settings.get("allowedImages")
+    if listed is not None:
+        return list(listed)
+    prefix = settings.get("imagePrefix")
+    return [prefix] if prefix else _MISSING
+
+
 def repo_hosts(hosts: dict) -> dict:
     """`c.RepoFileFetcher.hosts` from `repoHosts.hosts`; a host set to null
     (how Helm values remove a default entry) is left out."""
@@ -182,6 +192,9 @@ def hub_traits(settings: dict, tokens: dict | None = None) -> dict:
         value = _get(settings, path)
         if value is not _MISSING:
             traits.setdefault(cls, {})[trait] = value
+    images = allowed_images(settings)
+    if images is not _MISSING:
+        traits.setdefault("HubextSpawner", {})["allowed_images"] = images
     if settings.get("resources"):
         policy = resource_policy(settings["resources"])
         if policy:
@@ -206,7 +219,7 @@ def idle_service(idle: dict, hub_api_url: str = "") -> tuple[dict, dict]:
     command += [flag for key, flag in IDLE_FLAGS.items() if idle.get(key)]
     scopes = list(IDLE_SCOPES)
     if idle.get("confirmWithServer"):
-        scopes.append("access:servers")
+        scopes.append("tokens")  # to mint a token for one server
     service = {"name": IDLE_SERVICE, "command": command}
     role = {"name": IDLE_SERVICE, "scopes": scopes, "services": [IDLE_SERVICE]}
     return service, role
@@ -301,6 +314,22 @@ def configure(c, path, tokens_file=None) -> dict:
     return settings
 
 
+def _set_image_prefix(c, prefix: str | None) -> None:
+    """BinderHub's image prefix from hubext's `imagePrefix`, so the hub and
+    BinderHub agree on it; a different one in BinderHub's own values fails
+    here rather than refusing every launch later."""
+    if not prefix:
+        return
+    current = c.BinderHub.image_prefix if "image_prefix" in c.BinderHub else None
+    if current and current != prefix:
+        raise SettingsError(
+            f"BinderHub's config.BinderHub.image_prefix is {current!r} but hubext's "
+            f"imagePrefix is {prefix!r}: set the prefix once, in hubext's "
+            "imagePrefix, and remove config.BinderHub.image_prefix"
+        )
+    c.BinderHub.image_prefix = prefix
+
+
 def configure_binderhub(c, path) -> dict:
     """Configure BinderHub (``c``) to check the project quota before a launch,
     with the same limits as the hub. Returns the settings read."""
@@ -310,5 +339,6 @@ def configure_binderhub(c, path) -> dict:
     traits = hub_traits(settings)
     _set_traits(c, {"QuotaPolicy": traits.get("QuotaPolicy", {})})
     c.Launcher.pre_launch_hook = pre_launch_hook
+    _set_image_prefix(c, settings.get("imagePrefix"))
     c.BinderHub.use_named_servers = True
     return settings

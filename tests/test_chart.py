@@ -388,7 +388,7 @@ def test_configure_runs_the_idle_service_with_the_values(tmp_path, full_settings
     ]
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert set(roles) == {"binder", "hubext-idle"}
-    assert roles["hubext-idle"]["scopes"] == [*z2jh.IDLE_SCOPES, "access:servers"]
+    assert roles["hubext-idle"]["scopes"] == [*z2jh.IDLE_SCOPES, "tokens"]
     assert c.JupyterHub.tornado_settings == {
         "cookie_options": {"secure": True},
         "slow_spawn_timeout": 0,
@@ -476,3 +476,40 @@ def test_configure_binderhub_sets_the_hook_and_the_same_quota(tmp_path, full_set
     assert policy.limit_for("alice", []) == 20
     assert policy.default_limit == 3
     assert set(c) == {"Launcher", "BinderHub", "QuotaPolicy"}
+    assert c.BinderHub.image_prefix == "registry.example.edu/binder/binder-"
+
+
+@pytest.mark.parametrize(
+    "values, allowed",
+    [
+        ({"imagePrefix": "reg.edu/binder/binder-"}, ["reg.edu/binder/binder-"]),
+        ({"imagePrefix": "reg.edu/b-", "allowedImages": ["reg.edu/"]}, ["reg.edu/"]),
+        ({"allowedImages": []}, []),
+        ({"imagePrefix": "", "allowedImages": None}, None),
+        ({}, None),
+    ],
+)
+def test_image_prefix_is_set_once_for_hub_and_binderhub(tmp_path, values, allowed):
+    """One value gives BinderHub its image prefix and the hub the same
+    allowed prefix; with neither, the hub refuses images named at launch."""
+    c = configured(tmp_path, values)
+    spawner = c.HubextSpawner
+    assert (
+        spawner.get("allowed_images", HubextSpawner.allowed_images.default()) == allowed
+    )
+    path = tmp_path / "hubext.yaml"
+    b = Config()
+    z2jh.configure_binderhub(b, path)
+    if values.get("imagePrefix"):
+        assert b.BinderHub.image_prefix == values["imagePrefix"]
+    else:
+        assert "image_prefix" not in b.BinderHub
+
+
+def test_a_second_different_image_prefix_fails_binderhub_at_start(tmp_path):
+    path = tmp_path / "hubext.yaml"
+    path.write_text("imagePrefix: reg.edu/binder/binder-\n")
+    c = Config()
+    c.BinderHub.image_prefix = "reg.edu/other-"
+    with pytest.raises(z2jh.SettingsError, match="set the prefix once"):
+        z2jh.configure_binderhub(c, path)

@@ -40,7 +40,7 @@ KNOWN_CLASSES = {
     "ConfigurableHTTPProxy": "jupyterhub.proxy.ConfigurableHTTPProxy",
 }
 #: BinderHub's classes: BinderHub is not a dependency, so not importable here.
-EXTERNAL_CLASSES = {"Launcher"}
+EXTERNAL_CLASSES = {"Launcher", "BinderHub"}  # BinderHub's own settings
 
 
 def _load_traitsref():
