@@ -27,13 +27,13 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from hubext.idle import clock
-from hubext.idle.activity import server_api_url
 from hubext.idle.clock import parse_iso
+from hubext.idle.serverapi import server_api_url
 from tests.test_idle import IDLE_SCOPES, SERVICE_TOKEN, WEEK, add_server, service
 
 pytestmark = [pytest.mark.hub]
 
-CONFIRM_SCOPES = [*IDLE_SCOPES, "access:servers"]
+CONFIRM_SCOPES = [*IDLE_SCOPES, "tokens"]
 NO_ACCESS_TOKEN = "idle-no-access-" + "0" * 30
 
 
@@ -325,10 +325,10 @@ async def test_unreachable_server_falls_back_to_hub_record(
     assert "the hub's record decides" in said[0]
 
 
-async def test_without_access_scope_falls_back_and_says_so(
+async def test_without_tokens_scope_falls_back_and_says_so(
     real_hub, tmp_path, monkeypatch
 ):
-    """A role missing `access:servers`: logged with the fix, hub record used."""
+    """A role missing `tokens`: logged with the fix, hub record used."""
     hub = await real_hub()
     server = await start_server(hub, "erin", "busy")
     kernel = await server.start_kernel()
@@ -338,7 +338,7 @@ async def test_without_access_scope_falls_back_and_says_so(
     _, report, lines = await passes(hub, tmp_path, token=NO_ACCESS_TOKEN)
     assert report.removed == ["erin/busy"] and report.errors == 0
     said = [m for m in lines if m.startswith("No activity report from")]
-    assert said and "HTTP 403" in said[0] and "access:servers" in said[0], lines
+    assert said and "HTTP 403" in said[0] and "`tokens` scope" in said[0], lines
 
 
 async def test_notice_window_does_not_ask_the_server(real_hub, tmp_path, monkeypatch):

@@ -223,10 +223,11 @@ class IdleService(Application):
         config=True,
         help="""Before stopping or removing a running server, ask it for its activity.
 
-        Reads /api/status and /api/kernels of the server through the proxy; a
-        busy kernel, an open connection or activity newer than the hub's
-        record keeps the server. Asked only right before removal, not in the
-        notice window. Needs the `access:servers` scope. Default False.
+        Reads /api/status and /api/kernels of the server through the proxy
+        with a token minted for that server only, deleted after; a busy
+        kernel, an open connection or activity newer than the hub's record
+        keeps the server. Asked only right before removal, not in the notice
+        window. Needs the `tokens` scope. Default False.
         Example: `c.IdleService.confirm_with_server = True`
         """,
     )
@@ -294,9 +295,10 @@ class IdleService(Application):
     request_timeout = Float(
         60,
         config=True,
-        help="""Seconds one hub request may take. Default 60.
+        help="""Seconds one hub request, or one question to a server, may take.
 
-        Example: `c.IdleService.request_timeout = 20`
+        A token minted to ask a server lives 4 times this plus 60 s.
+        Default 60. Example: `c.IdleService.request_timeout = 20`
         """,
     )
 
@@ -378,6 +380,7 @@ class IdleService(Application):
             notice_url=self.notice_url,
             notice_timeout=self.notice_timeout,
             stop_wait=self.stop_wait,
+            request_timeout=self.request_timeout,
         )
         ledger = NoticeLedger(None if self.dry_run else self.state_file, self.log)
         return Sweeper(api, ledger, self.metrics, settings, self.log)

@@ -71,14 +71,21 @@ class HubAPI:
     async def fetch(
         self,
         method: str,
-        target: str,
+        path: str,
         body: Any = None,
         headers: dict | None = None,
         retries: int | None = None,
     ) -> tuple[int, Any]:
-        """One API call (path or absolute URL); (status, JSON) for < 500."""
+        """One call of the hub API at `path`; (status, JSON) for < 500.
+
+        Only paths: this client carries the service's token, which may
+        go to the hub and nowhere else (a user's server is asked with a
+        token of its own, see `servertoken`).
+        """
+        if not path.startswith("/") or "://" in path:
+            raise ValueError(f"not a hub API path: {path!r}")
         retries = self.retries if retries is None else retries
-        url = target if "://" in target else self.url + target
+        url = self.url + path
         all_headers = {"Authorization": f"token {self.token}"}
         all_headers.update(headers or {})
         request = HTTPRequest(

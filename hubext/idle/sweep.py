@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from . import clock
-from .activity import server_activity, server_api_url
+from .activity import NoReport
 from .hubapi import HubAPI, HubAPIError
 from .metrics import IdleMetrics
 from .notice import NoticeError, NoticeLedger, notice_payload, post_webhook, run_command
 from .policy import Action, Decision, decide, is_running
+from .serverapi import ServerAsker, server_api_url
+from .servertoken import TokenError, server_token
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,16 @@ class Settings:
     notice_url: str = ""
     notice_timeout: float = 30.0
     stop_wait: float = 60.0
+    request_timeout: float = 60.0
+
+    @property
+    def token_lifetime(self) -> int:
+        """Seconds an activity-check token lives if it is not deleted.
+
+        Enough for both questions to a server, each retried once, at
+        `request_timeout` each, with a minute to spare.
+        """
+        return int(4 * self.request_timeout) + 60
 
 
 @dataclass
@@ -63,6 +75,11 @@ class Sweeper:
         self.metrics = metrics
         self.settings = settings
         self.log = log
+        self.asker = ServerAsker(
+            timeout=settings.request_timeout,
+            max_clients=settings.concurrency,
+            on_request=metrics.api_requests.inc,
+        )
 
     async def run_pass(self) -> PassReport:
         """One full pass; errors are logged and counted, never raised."""
@@ -146,8 +163,7 @@ class Sweeper:
         # record forward and the removal with it, pass after pass.
         acting = decision.action in (Action.STOP, Action.REMOVE)
         if s.confirm_with_server and acting and is_running(server):
-            base = server_api_url(server, s.public_url, self.api.url)
-            reported = await server_activity(self.api, base, now)
+            reported = await self._server_activity(user["name"], server, now)
             if reported is not None:
                 decision = decide(
                     user,
@@ -158,6 +174,25 @@ class Sweeper:
                     server_activity=reported,
                 )
         return decision
+
+    async def _server_activity(self, user: str, server: dict, now):
+        """What a running server says of itself; None: the hub's record decides.
+
+        Asked with a token minted for this server alone and deleted after,
+        never with the service's own token (see `servertoken`).
+        """
+        base = server_api_url(server, self.settings.public_url, self.api.url)
+        name, lifetime = server.get("name", ""), self.settings.token_lifetime
+        try:
+            async with server_token(
+                self.api, user, name, server["url"], lifetime
+            ) as token:
+                return await self.asker.activity(base, token, now)
+        except (TokenError, NoReport) as e:
+            self.log.warning(
+                "No activity report from %s (%s); the hub's record decides", base, e
+            )
+            return None
 
     async def _notify(self, user: str, server: str, decision: Decision) -> bool:
         """Send the notice unless it went out for this idle period already."""
