@@ -21,7 +21,7 @@ from tornado import httpserver, netutil, web
 from traitlets.config import Config
 
 from hubext.idle import IdleService, clock
-from hubext.idle.activity import activity_from_reports
+from hubext.idle.activity import NoReport, activity_from_reports
 from hubext.idle.policy import Action, decide
 from tests.helpers.httpproxy import CountingProxy
 
@@ -114,11 +114,22 @@ def test_policy_server_reported_activity_keeps():
             [{"execution_state": "idle", "last_activity": iso(NOW - 3 * DAY)}],
             NOW - 3 * DAY,
         ),
-        ({}, ["junk"], None),
+        ({}, [], None),
+        # a server's clock (or a lie) ahead of ours counts as now
+        ({"last_activity": iso(NOW + 9 * DAY)}, [], NOW),
     ],
 )
 def test_activity_from_reports(status, kernels, expected):
     assert activity_from_reports(status, kernels, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    "status, kernels",
+    [({}, ["junk"]), ({"connections": True}, []), ({"last_activity": "Z"}, [])],
+)
+def test_activity_from_odd_reports_is_no_report(status, kernels):
+    with pytest.raises(NoReport):
+        activity_from_reports(status, kernels, NOW)
 
 
 # ---------------------------------------------------------------- real hub

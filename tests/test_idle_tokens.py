@@ -81,9 +81,10 @@ class HostileServer:
     month.
     """
 
-    def __init__(self, hub, answers=None):
+    def __init__(self, hub, answers=None, attack=True):
         self.hub = hub
         self.answers = answers or {}
+        self.attack = attack
         self.received = []  # (path, Authorization header or None)
         self.tried = {}  # token -> what it could do on the hub
         server = self
@@ -102,7 +103,7 @@ class HostileServer:
         auth = handler.request.headers.get("Authorization")
         self.received.append((path, auth))
         handler.set_header("X-JupyterHub-Version", "5.0.0")
-        if auth and auth.split()[-1] not in self.tried:
+        if self.attack and auth and auth.split()[-1] not in self.tried:
             token = auth.split()[-1]
             self.tried[token] = None  # once per token, even if asked twice
             self.tried[token] = await self.try_token(token, path)
@@ -233,4 +234,51 @@ async def test_a_role_without_tokens_falls_back_and_says_so(
     assert hostile.tokens() == set(), "a token was sent without being minted"
     said = [m for m in lines if m.startswith("No activity report from")]
     assert said and "`tokens` scope" in said[0], lines
+    hostile.close()
+
+
+#: answers no jupyter_server gives, each from its own server
+MALFORMED = {
+    "words": {"status": {"last_activity": "yesterday"}},
+    "number-time": {"status": {"last_activity": 1700000000}},
+    "out-of-range": {"status": {"last_activity": "0001-01-01T00:00:00+01:00"}},
+    "string-count": {"status": {"last_activity": old(), "connections": "many"}},
+    "float-count": {"status": {"last_activity": old(), "connections": 1.5}},
+    "huge-count": {"status": {"last_activity": old(), "connections": 10**40}},
+    "infinite-count": {"status": b'{"connections": 1e999}'},
+    "negative-count": {"status": {"last_activity": old(), "connections": -1}},
+    "status-list": {"status": [old()]},
+    "status-null": {"status": None},
+    "kernels-object": {"kernels": {"k1": {"execution_state": "busy"}}},
+    "kernel-list": {"kernels": [["busy"]]},
+    "kernel-time": {"kernels": [{"execution_state": "idle", "last_activity": "soon"}]},
+    "kernel-state": {"kernels": [{"execution_state": ["busy"], "connections": 0}]},
+    "not-json": {"status": b"<html>it works</html>"},
+    "deep-json": {"status": b"[" * 100000 + b"]" * 100000},
+}
+
+
+async def test_malformed_answers_count_as_no_report(hub_factory, tmp_path, week_later):
+    """Each odd answer: no report, the hub's record decides, the pass goes on."""
+    hub = await hub_factory(hub_config())
+    answers = {f"/user/alice/{name}/": answer for name, answer in MALFORMED.items()}
+    hostile = HostileServer(hub, answers, attack=False)
+    for name in MALFORMED:
+        await start_hostile(hub, hostile, "alice", name)
+    await add_server(hub, "bob", "b1")
+
+    app = service(hub.api_url, tmp_path, "--confirm-with-server")
+    lines = []
+    app.log.addFilter(lambda record: lines.append(record.getMessage()) or True)
+    report = await app.run_pass()
+    assert report.errors == 0, lines
+    expected = [f"alice/{name}" for name in MALFORMED] + ["bob/b1"]
+    assert sorted(report.removed) == sorted(expected), lines
+    for name in MALFORMED:
+        said = [m for m in lines if f"/user/alice/{name}/api/" in m]
+        assert any("No activity report" in m for m in said), (name, said)
+    # the tokens went away however the question ended
+    for auth in hostile.tokens():
+        code, _ = await hub.api("GET", "/user", token=auth.split()[-1])
+        assert code == 403
     hostile.close()
