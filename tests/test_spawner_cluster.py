@@ -168,6 +168,8 @@ BAD_FILES = [
     b"gpu=3\n",
     b"\xff\xfe\x00binary",
     b"# " + b"x" * 5000 + b"\n",
+    b"cpur=0\n",  # with no request Kubernetes would reserve the limit
+    b"memr=0\n",
 ]
 
 
@@ -186,6 +188,20 @@ async def test_bad_resources_files_reach_the_launch_page(hubext_hub, core, forge
         assert event["message"] == f"Spawn failed: {parsed.value.message}"
     # the hub is still serving, and a good file still launches
     await _launch_ok(hub, "carol")
+
+
+async def test_smallest_requests_reach_the_pod(hubext_hub, core, forge, k8s_namespace):
+    """The smallest request a file can ask for is a real one on the pod the
+    API server holds: never missing, so never defaulted to the limit."""
+    sha = "c" * 40
+    forge.add(REPO, sha, ".resources", b"cpur=0.001\nmemr=0.0009765625\n")
+    hub = await hubext_hub()
+    await hub.api("POST", "/users/dana")
+    await _launch_ok(hub, "dana", binder_user_options(REPO, sha))
+    [pod] = await _pods(core, k8s_namespace, "dana")
+    resources = _container(pod).resources
+    assert resources.requests == {"cpu": "1m", "memory": str(1024**2)}
+    assert resources.limits == {"cpu": "8", "memory": str(16 * 1024**3)}
 
 
 async def test_unreachable_or_disallowed_repo_host_is_explained(hubext_hub, forge):
