@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 PAGINATION = "application/jupyterhub-pagination+json"
 
@@ -104,18 +104,24 @@ class HubAPI:
         client = self._client
         for attempt in range(retries + 1):
             self.on_request()
-            resp = await client.fetch(request, raise_error=False)
-            if resp.code < 500 and not _proxy_miss(resp):
-                return resp.code, _decode(resp.body)
-            detail = str(resp.error) if resp.code == 599 else _snippet(resp.body)
+            try:
+                resp = await client.fetch(request, raise_error=False)
+            except (OSError, HTTPClientError) as e:
+                # raise_error=False covers HTTP answers only: no connection,
+                # a timeout or a cut-off answer still raise, as code 599
+                code, detail = 599, f"{type(e).__name__}: {e}"
+            else:
+                if resp.code < 500 and not _proxy_miss(resp):
+                    return resp.code, _decode(resp.body)
+                code, detail = resp.code, _snippet(resp.body)
             if attempt == retries:
-                raise HubAPIError(method, url, resp.code, detail)
+                raise HubAPIError(method, url, code, detail)
             wait = self.delay(attempt + 1)
             self.log.warning(
                 "%s %s failed with %s (%s); retry %d/%d in %.1fs",
                 method,
                 url,
-                resp.code,
+                code,
                 detail,
                 attempt + 1,
                 retries,

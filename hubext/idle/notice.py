@@ -15,7 +15,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 
 class NoticeError(Exception):
@@ -78,13 +78,19 @@ async def run_command(argv: list[str], payload: dict, timeout: float) -> None:
     """Run the notice command with the project on stdin and in the env."""
     env = dict(os.environ)
     env.update({f"HUBEXT_IDLE_{k.upper()}": str(v) for k, v in payload.items()})
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+        )
+    except OSError as e:  # missing, not executable
+        raise NoticeError(
+            f"notice command {argv[0]} cannot be run ({e}); fix "
+            "c.IdleService.notice_command"
+        ) from None
     try:
         out, _ = await asyncio.wait_for(
             proc.communicate(json.dumps(payload).encode()), timeout
@@ -112,6 +118,9 @@ async def post_webhook(url: str, payload: dict, timeout: float) -> None:
         body=json.dumps(payload),
         request_timeout=timeout,
     )
-    resp = await AsyncHTTPClient().fetch(request, raise_error=False)
+    try:
+        resp = await AsyncHTTPClient().fetch(request, raise_error=False)
+    except (OSError, HTTPClientError) as e:  # no connection, timeout
+        raise NoticeError(f"notice webhook {url} unreachable: {e}") from None
     if resp.code >= 300:
         raise NoticeError(f"notice webhook {url} answered {resp.code}")

@@ -97,10 +97,9 @@ class Sweeper:
                                 self._guarded(limit, user, server, report)
                             )
                         )
-        except HubAPIError as e:
-            self.log.error("Listing users failed, pass cut short: %s", e)
-            report.errors += 1
-            self.metrics.errors.inc()
+        except Exception as e:
+            # the servers listed so far are still handled below
+            self._failed(report, "Listing users failed, pass cut short", e)
         if tasks:
             await asyncio.gather(*tasks)
         report.duration = time.monotonic() - started
@@ -120,13 +119,20 @@ class Sweeper:
         return report
 
     async def _guarded(self, limit, user, server, report):
+        """Handle one server; whatever fails is that server's error only."""
         async with limit:
             try:
                 await self.handle(user, server, report)
-            except (HubAPIError, NoticeError) as e:
-                report.errors += 1
-                self.metrics.errors.inc()
-                self.log.error("%s/%s: %s", user["name"], server.get("name"), e)
+            except Exception as e:
+                full = f"{user.get('name')}/{server.get('name', '')}"
+                self._failed(report, full, e)
+
+    def _failed(self, report: PassReport, what: str, error: Exception) -> None:
+        """Log and count an error; a traceback only for what is not expected."""
+        report.errors += 1
+        self.metrics.errors.inc()
+        expected = isinstance(error, (HubAPIError, NoticeError))
+        self.log.error("%s: %s", what, error, exc_info=None if expected else error)
 
     async def handle(self, user: dict, server: dict, report: PassReport) -> Decision:
         """Decide on one server and act on the decision."""
