@@ -86,6 +86,7 @@ c.RepoFileFetcher.timeout = 10.0
 c.RepoFileFetcher.max_bytes = 65536
 c.RepoFileFetcher.on_error = "fail"
 c.RepoFileFetcher.cache_size = 1024
+c.RepoFileFetcher.max_connections = 10
 
 # --- idle project removal (hubext.idle), a hub-managed service -------------------
 # Removes named servers idle for 7 days, running or stopped; default servers
