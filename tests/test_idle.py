@@ -456,3 +456,34 @@ async def test_a_proxy_404_is_not_read_as_server_gone(tmp_path):
     finally:
         proxy.terminate()
         proxy.wait()
+
+
+@pytest.mark.hub
+async def test_a_slow_stop_is_waited_for(hub_factory, tmp_path, week_later):
+    """A stop answered 202 (still stopping): the service waits for it to end,
+    with what both JupyterHub 5 and 6 offer."""
+    config = (
+        idle_config() + '\nc.JupyterHub.tornado_settings = {"slow_stop_timeout": 0.2}\n'
+    )
+    hub = await hub_factory(config)
+    await add_server(hub, "alice", "slow", stop_delay=2)
+    await add_server(hub, "bob", "", stop_delay=2)  # default server: stopped only
+
+    app = service(hub.api_url, tmp_path)
+    errors = []
+
+    def keep(record):
+        if record.levelno >= logging.ERROR:
+            errors.append(record.getMessage())
+        return True
+
+    app.log.addFilter(keep)
+    report = await app.run_pass()
+    assert report.errors == 0, errors
+    log = hub.log_text()
+    assert "202 DELETE /hub/api/users/alice/servers/slow" in log
+    assert "202 DELETE /hub/api/users/bob/server" in log
+    assert report.removed == ["alice/slow"]
+    assert sorted(report.stopped) == ["alice/slow", "bob/"]
+    assert "slow" not in await servers_of(hub, "alice")
+    assert (await servers_of(hub, "bob"))[""]["stopped"] is True

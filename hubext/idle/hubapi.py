@@ -152,13 +152,19 @@ class HubAPI:
             offset = following["offset"]
 
     async def get_server(self, user: str, server: str) -> dict | None:
-        """The server's model, or None once it is gone."""
-        code, data = await self.fetch("GET", server_path(user, server))
+        """The server's model, or None once it is gone (or its user is).
+
+        Read from the user's model: `GET /users/{user}/servers/{name}` is
+        new in JupyterHub 6.0, the user's model with stopped servers is in
+        every supported hub.
+        """
+        path = f"/users/{quote(user, safe='')}?include_stopped_servers=1"
+        code, data = await self.fetch("GET", path)
         if code == 404:
             return None
-        if code != 200:
-            raise HubAPIError("GET", server_path(user, server), code, _snippet(data))
-        return data
+        if code != 200 or not isinstance(data, dict):
+            raise HubAPIError("GET", path, code, _snippet(data))
+        return (data.get("servers") or {}).get(server)
 
     async def delete_server(self, user: str, server: str, remove: bool) -> int:
         """Stop (and with `remove`, delete) a server; 404 means already gone."""
