@@ -109,6 +109,9 @@ class HostileServer:
             self.tried[token] = await self.try_token(token, path)
         prefix, _, what = path.partition("/api/")
         answer = self.answers.get(prefix + "/", {})
+        if what and "redirect" in answer:
+            handler.redirect(answer["redirect"] + path)
+            return
         if what == "status":
             body = answer.get(
                 "status",
@@ -255,6 +258,7 @@ MALFORMED = {
     "kernel-state": {"kernels": [{"execution_state": ["busy"], "connections": 0}]},
     "not-json": {"status": b"<html>it works</html>"},
     "deep-json": {"status": b"[" * 100000 + b"]" * 100000},
+    "huge-answer": {"status": b" " * (5 * 2**20) + b"{}"},
 }
 
 
@@ -281,4 +285,24 @@ async def test_malformed_answers_count_as_no_report(hub_factory, tmp_path, week_
     for auth in hostile.tokens():
         code, _ = await hub.api("GET", "/user", token=auth.split()[-1])
         assert code == 403
+    hostile.close()
+
+
+async def test_a_redirect_is_not_followed(hub_factory, tmp_path, week_later):
+    """A server answering with a redirect elsewhere gets no second request
+    there, so the token it was sent goes nowhere else."""
+    hub = await hub_factory(hub_config())
+    elsewhere = HostileServer(hub, attack=False)
+    hostile = HostileServer(hub, {"/user/alice/p1/": {"redirect": elsewhere.url}})
+    await start_hostile(hub, hostile, "alice", "p1")
+
+    app = service(hub.api_url, tmp_path, "--confirm-with-server")
+    lines = []
+    app.log.addFilter(lambda record: lines.append(record.getMessage()) or True)
+    report = await app.run_pass()
+    assert report.removed == ["alice/p1"] and report.errors == 0
+    assert len(hostile.tokens()) == 1
+    assert elsewhere.received == [], "the question followed the redirect"
+    assert any("HTTP 302" in m for m in lines), lines
+    elsewhere.close()
     hostile.close()

@@ -9,8 +9,10 @@ already allows), short-lived, and deletes it once the question is answered
 or has failed.
 
 Minting a token for another user takes the `tokens` scope: JupyterHub
-checks the new token's scopes against its owner's, and every user holds
-access to their own servers.
+checks the new token's scopes against its owner's (every user holds access
+to their own servers), not against the service's. So `tokens` could mint
+any user's permissions, an admin's too; docs/how-to/idle-removal.md says
+what that means for the service's own token.
 """
 
 from collections.abc import AsyncIterator
@@ -78,6 +80,6 @@ def _why(code: int, body, user: str, server: str) -> str:
     if code == 403:
         return (
             f"HTTP 403 minting a token for {user}/{server}: give the service's "
-            "role the `tokens` scope"
+            "role the `tokens` scope (for this user, if it is filtered)"
         )
     return f"HTTP {code} minting a token for {user}/{server}: {str(detail)[:200]}"
