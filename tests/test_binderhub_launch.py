@@ -1,0 +1,172 @@
+"""Launches through the real BinderHub, as its launch page makes them.
+
+BinderHub's web app is the hub's authenticated service (`binderhub`
+fixture); each launch is the page's own request: signed in at the hub, OAuth
+to BinderHub, the launch page for its build token, then the event stream
+read until ``ready`` or ``failed``. The pods are read back from the API
+server. What the page shows is recorded for the scenario table.
+"""
+
+import asyncio
+
+import pytest
+from kubernetes_asyncio import client
+
+from hubext.quota import quota_message
+from hubext.resources import ResourceFileError, ResourcePolicy, parse_resources
+from tests.fixtures.binderhub import launch, record, signed_in
+from tests.fixtures.hubext_hub import POLICY
+from tests.helpers.launch import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.hub, pytest.mark.slow]
+
+GiB = 1024**3
+
+
+@pytest.fixture
+def core(kube_api):
+    return client.CoreV1Api(kube_api)
+
+
+async def pod_of(core, namespace, user, server):
+    pods = (await core.list_namespaced_pod(namespace)).items
+    [pod] = [
+        p
+        for p in pods
+        if p.metadata.annotations.get("hub.jupyter.org/username") == user
+        and p.metadata.annotations.get("hub.jupyter.org/servername") == server
+    ]
+    return pod
+
+
+def notebook(pod):
+    return next(c for c in pod.spec.containers if c.name == "notebook")
+
+
+async def test_resources_at_a_branch_head_and_a_sha(
+    binderhub, git_server, core, k8s_namespace
+):
+    lab = git_server.add_commit(
+        "lab", {".resources": b"# lab\ncpur=2\ncpul=4\nmemr=2\nmeml=4\n"}
+    )
+    binder = await binderhub()
+    alice = await signed_in(binder, "alice")
+    commits = git_server.commits
+    cases = [
+        # ref, the commit it resolves to, the requests of .resources there
+        ("lab", lab, {"cpu": "2", "memory": str(2 * GiB)}, "branch"),
+        ("HEAD", commits["head"], {"cpu": "1", "memory": str(8 * GiB)}, "HEAD"),
+        (
+            commits["launched"],
+            commits["launched"],
+            {"cpu": "1", "memory": str(4 * GiB)},
+            "sha",
+        ),
+    ]
+    for ref, sha, requests, what in cases:
+        result = await launch(alice, binder.spec(ref))
+        record(f"launch at {what} ({ref[:12]})", result)
+        assert result.ready, f"{result.text}\n{binder.hub.log_text()[-3000:]}"
+        assert result.phases[0] == "waiting"
+        assert "built" in result.phases and "launching" in result.phases
+        assert result.final["url"].startswith(
+            f"{binder.hub.url}/user/alice/project-"
+        ), result.final
+        assert result.final["binder_persistent_request"] == f"v2/{binder.spec(sha)}"
+        pod = await pod_of(core, k8s_namespace, "alice", result.server_name)
+        assert notebook(pod).resources.requests == requests, ref
+        assert pod.metadata.labels["hubext/commit"] == sha
+        assert notebook(pod).image.endswith(f":{sha}")
+
+
+async def projects(hub, user):
+    """The user's named servers, running and stopped."""
+    code, model = await hub.api("GET", f"/users/{user}?include_stopped_servers=1")
+    assert code == 200, model
+    return {name: s for name, s in model["servers"].items() if name}
+
+
+async def stop(hub, user, name):
+    code, body = await hub.api("DELETE", f"/users/{user}/servers/{name}")
+    assert code in (202, 204), body
+    await wait_for(lambda: _stopped(hub, user, name), 60, f"{user}/{name} stopped")
+
+
+async def _stopped(hub, user, name):
+    server = (await projects(hub, user))[name]
+    return not (server["ready"] or server["pending"])
+
+
+async def test_bad_resources_message_reaches_the_page(binderhub, git_server):
+    git_server.add_commit("units", {".resources": b"cpur=1\nmemr=4G\n"})
+    binder = await binderhub()
+    bob = await signed_in(binder, "bob")
+    with pytest.raises(ResourceFileError) as parsed:
+        parse_resources(b"cpur=1\nmemr=4G\n", ResourcePolicy.from_dict(POLICY))
+
+    result = await launch(bob, binder.spec("units"))
+    record("bad .resources (memr=4G at line 2)", result)
+    assert result.failed, result.text
+    expected = f"Spawn failed: {parsed.value.message}"
+    assert result.final["message"] == expected + "\n"
+    # BinderHub retried (each attempt a new server) and said so on the page
+    assert result.text.count("failed, retrying...") == 3, result.text
+    # every refused attempt is gone again: nothing counts against the quota
+    await wait_for(
+        lambda: _no_projects(binder.hub, "bob"), 30, "refused servers removed"
+    )
+
+
+async def _no_projects(hub, user):
+    return not await projects(hub, user)
+
+
+async def test_sixth_project_refused_with_the_quota_message(binderhub):
+    binder = await binderhub(limit=5)
+    hub = binder.hub
+    carol = await signed_in(binder, "carol")
+    results = await asyncio.gather(
+        *(launch(carol, binder.spec("HEAD")) for _ in range(5))
+    )
+    assert all(r.ready for r in results), [r.text for r in results]
+    names = [r.server_name for r in results]
+    for name in names[:2]:  # stopped projects still count
+        await stop(hub, "carol", name)
+
+    sixth = await launch(carol, binder.spec("HEAD"))
+    record("6th project (5 held, 2 of them stopped)", sixth)
+    assert sixth.failed, sixth.text
+    message = quota_message(5, 5, f"{hub.url}/hub/home")
+    assert sixth.final["message"] == message + "\n"
+    assert sorted(await projects(hub, "carol")) == sorted(names)
+
+    # delete a stopped one, as the control panel does: room for one more
+    code, _ = await hub.api(
+        "DELETE", f"/users/carol/servers/{names[0]}", {"remove": True}
+    )
+    assert code in (202, 204)
+    again = await launch(carol, binder.spec("HEAD"))
+    assert again.ready, again.text
+    assert len(await projects(hub, "carol")) == 5
+
+
+async def test_concurrent_launches_at_four_of_five_one_succeeds(binderhub):
+    binder = await binderhub(limit=5)
+    hub = binder.hub
+    dave = await signed_in(binder, "dave")
+    held = await asyncio.gather(*(launch(dave, binder.spec("HEAD")) for _ in range(4)))
+    assert all(r.ready for r in held), [r.text for r in held]
+
+    # six browsers of dave's at once, each on the launch page
+    tabs = [await signed_in(binder, "dave") for _ in range(6)]
+    results = await asyncio.gather(*(launch(tab, binder.spec("HEAD")) for tab in tabs))
+    ready = [r for r in results if r.ready]
+    refused = [r for r in results if not r.ready]
+    assert len(ready) == 1, [r.text for r in results]
+    message = quota_message(5, 5, f"{hub.url}/hub/home")
+    assert {r.final["message"] for r in refused} == {message + "\n"}, [
+        r.text for r in refused
+    ]
+    record("6 concurrent launches at 4/5: the one that succeeded", ready[0])
+    record("6 concurrent launches at 4/5: a refused one", refused[0])
+    assert len(await projects(hub, "dave")) == 5
