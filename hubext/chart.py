@@ -54,12 +54,21 @@ def binderhub_values(
 
     `name` is the hubext release's ConfigMap (the release name, see
     `hubext.fullname`), `tokens_secret` the Secret with the repository host
-    tokens (default: the chart's). Both images need hubext installed.
+    tokens (default: the chart's). Both images need hubext installed, and
+    BinderHub must be authenticated (``config.BinderHub.auth_enabled``) for
+    named servers to reach it.
     """
     tokens_secret = tokens_secret or f"{name}-repo-host-tokens"
     config_volume = {"name": "hubext-config", "configMap": {"name": name}}
     config_mount = {"name": "hubext-config", "mountPath": CONFIG_DIR, "readOnly": True}
     hub = {
+        # BinderHub launches named servers only with these two: the chart
+        # passes them to BinderHub as JUPYTERHUB_ALLOW_NAMED_SERVERS and
+        # JUPYTERHUB_NAMED_SERVER_LIMIT_PER_USER, and BinderHub cannot start
+        # with the first and an empty second. The limit itself is hubext's
+        # (configure and configure_binderhub replace it in hub and BinderHub).
+        "allowNamedServers": True,
+        "namedServerLimitPerUser": 0,
         "extraConfig": {"hubext": HUB_SNIPPET},
         "extraVolumes": [
             config_volume,
@@ -76,11 +85,19 @@ def binderhub_values(
     if hub_image:
         hub["image"] = _image(hub_image)
     values = {
-        "config": {"BinderHub": {"use_named_servers": True}},
+        # BinderHub logs an error in its config file and starts without the
+        # file (no hook, no auth); JupyterHub stops. Make BinderHub stop too.
+        "extraEnv": {"TRAITLETS_APPLICATION_RAISE_CONFIG_FILE_ERROR": "true"},
         "extraConfig": {"hubext": BINDERHUB_SNIPPET},
         "extraVolumes": [config_volume],
         "extraVolumeMounts": [config_mount],
-        "jupyterhub": {"hub": hub},
+        "jupyterhub": {
+            # the BinderHub chart turns on jupyterhub-idle-culler with
+            # --cull-users: a user idle for an hour is deleted, every project
+            # with them; hubext-idle removes projects after its own timeout
+            "cull": {"enabled": False},
+            "hub": hub,
+        },
     }
     if binderhub_image:
         values["image"] = _image(binderhub_image)
@@ -113,6 +130,8 @@ OVERLAY_HEADER = """\
 # release name, a token Secret of your own or the images, run
 # `hubext chart binderhub-values --help`. The hub and BinderHub images must
 # have hubext installed: set jupyterhub.hub.image and image in your values.
+# BinderHub must be authenticated (config.BinderHub.auth_enabled: true) for
+# it to launch the named servers the project quota counts.
 """
 
 

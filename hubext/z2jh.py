@@ -20,6 +20,7 @@ lists of services and roles the hub chart has already set).
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -272,13 +273,32 @@ def _replace_named(c_section, key: str, entry: dict) -> None:
     c_section[key] = current + [entry]
 
 
+def _set_notebook_ids(c, settings: dict) -> None:
+    """uid, gid and fsGroup of the notebook pods from `notebookUid`.
+
+    z2jh's hub config sets ``c.KubeSpawner.uid`` and ``c.KubeSpawner.fs_gid``
+    from ``singleuser.uid``/``fsGid`` (1000/100), and config beats
+    HubextSpawner's defaults derived from `notebook_uid`; config for the
+    subclass beats config for KubeSpawner, so setting them here wins.
+    """
+    from hubext.spawner import HubextSpawner
+
+    uid = settings.get("notebookUid")
+    if uid is None:
+        uid = HubextSpawner.class_traits()["notebook_uid"].default_value
+    for trait in ("uid", "gid", "fs_gid"):
+        c.HubextSpawner[trait] = uid
+
+
 def configure(c, path, tokens_file=None) -> dict:
     """Configure a hub (``c``, its traitlets config) from the chart's settings.
 
     Returns the settings read. Sets HubextSpawner as the spawner, the
-    project quota as JupyterHub's named-server limit, the progress stream
-    for refusals (``slow_spawn_timeout = 0``), the idle service and the
-    control panel on ``/hub/home``.
+    notebook's uid, gid and fsGroup (`notebookUid`, over z2jh's
+    ``singleuser.uid``/``fsGid``), the project quota as JupyterHub's
+    named-server limit, the progress stream for refusals
+    (``slow_spawn_timeout = 0``), the idle service and the control panel on
+    ``/hub/home``.
     """
     from hubext.controlpanel import configure as configure_control_panel
     from hubext.quota import named_server_limit
@@ -293,6 +313,7 @@ def configure(c, path, tokens_file=None) -> dict:
                 "such as {gitlab.example.edu: glpat-...}"
             )
     _set_traits(c, hub_traits(settings, tokens))
+    _set_notebook_ids(c, settings)
     hub = c.JupyterHub
     hub.spawner_class = "hubext"
     hub.allow_named_servers = True
@@ -330,15 +351,40 @@ def _set_image_prefix(c, prefix: str | None) -> None:
     c.BinderHub.image_prefix = prefix
 
 
+def _named_servers_on(c) -> bool:
+    """Whether BinderHub's Launcher will launch named servers: its config, or
+    else the default it read from ``JUPYTERHUB_ALLOW_NAMED_SERVERS``, which
+    the BinderHub chart sets from ``jupyterhub.hub.allowNamedServers`` when
+    ``config.BinderHub.auth_enabled`` is true."""
+    if "allow_named_servers" in c.Launcher:
+        return bool(c.Launcher.allow_named_servers)
+    return os.environ.get("JUPYTERHUB_ALLOW_NAMED_SERVERS", "false") == "true"
+
+
 def configure_binderhub(c, path) -> dict:
     """Configure BinderHub (``c``) to check the project quota before a launch,
-    with the same limits as the hub. Returns the settings read."""
+    with the same limits as the hub. Returns the settings read.
+
+    BinderHub's own named-server limit (``Launcher.named_server_limit_per_user``,
+    from ``jupyterhub.hub.namedServerLimitPerUser``) counts running servers
+    only and answers before the hook with its own message, so it is turned
+    off: the hook and the hub count every project. Without named servers
+    every launch would go to the user's default server and the quota would
+    never apply, so that fails here, at BinderHub's start.
+    """
     from hubext.binderhub import pre_launch_hook
 
+    if not _named_servers_on(c):
+        raise SettingsError(
+            "BinderHub does not launch named servers, so every launch would go "
+            "to the user's default server and the project quota would never "
+            "apply: set config.BinderHub.auth_enabled: true and keep "
+            "jupyterhub.hub.allowNamedServers: true (the hubext overlay sets it)"
+        )
     settings = read_yaml(path, "hubext settings") or {}
     traits = hub_traits(settings)
     _set_traits(c, {"QuotaPolicy": traits.get("QuotaPolicy", {})})
     c.Launcher.pre_launch_hook = pre_launch_hook
+    c.Launcher.named_server_limit_per_user = 0
     _set_image_prefix(c, settings.get("imagePrefix"))
-    c.BinderHub.use_named_servers = True
     return settings

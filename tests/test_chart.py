@@ -332,6 +332,10 @@ FULL_TRAITS = [
     ("RepoFileFetcher", "max_bytes", 16384),
     ("RepoFileFetcher", "on_error", "defaults"),
     ("RepoFileFetcher", "cache_size", 4096),
+    # notebookUid over z2jh's c.KubeSpawner.uid / fs_gid (singleuser values)
+    ("HubextSpawner", "uid", 1001),
+    ("HubextSpawner", "gid", 1001),
+    ("HubextSpawner", "fs_gid", 1001),
     ("JupyterHub", "spawner_class", "hubext"),
     ("JupyterHub", "allow_named_servers", True),
     ("JupyterHub", "named_server_limit_per_user", named_server_limit),
@@ -418,6 +422,10 @@ def test_chart_defaults_are_the_settings_defaults(tmp_path, helm):
         for trait, value in values.items():
             if cls == "JupyterHub" or trait == "resource_policy":
                 continue
+            if trait in ("uid", "gid", "fs_gid"):  # HubextSpawner's own default
+                default = classes[cls].class_traits()["notebook_uid"].default()
+                assert value == default, f"c.{cls}.{trait}"
+                continue
             if cls in instances:
                 default = getattr(instances[cls], trait)
             else:
@@ -462,21 +470,64 @@ def test_configure_names_a_missing_or_broken_file(tmp_path):
     assert "tokens" not in c.RepoFileFetcher
 
 
+def binderhub_config() -> Config:
+    """BinderHub's config as its chart starts it with named servers on (the
+    Launcher's default comes from JUPYTERHUB_ALLOW_NAMED_SERVERS; this is the
+    same as config)."""
+    c = Config()
+    c.Launcher.allow_named_servers = True
+    return c
+
+
 def test_configure_binderhub_sets_the_hook_and_the_same_quota(tmp_path, full_settings):
     from hubext.binderhub import pre_launch_hook
 
     path = tmp_path / "hubext.yaml"
     path.write_text(yaml.safe_dump(full_settings))
-    c = Config()
+    c = binderhub_config()
     z2jh.configure_binderhub(c, path)
     assert c.Launcher.pre_launch_hook is pre_launch_hook
-    assert c.BinderHub.use_named_servers is True
+    # BinderHub's own limit (running servers, its own message) is off
+    assert c.Launcher.named_server_limit_per_user == 0
+    assert "use_named_servers" not in c.BinderHub
     policy = QuotaPolicy(config=c)
     assert policy.limit_for("bob", ["teaching-staff"]) == 10
     assert policy.limit_for("alice", []) == 20
     assert policy.default_limit == 3
     assert set(c) == {"Launcher", "BinderHub", "QuotaPolicy"}
     assert c.BinderHub.image_prefix == "registry.example.edu/binder/binder-"
+
+
+@pytest.mark.parametrize(
+    "env, config, on",
+    [
+        ("true", None, True),
+        ("false", None, False),
+        (None, None, False),
+        ("false", True, True),
+        ("true", False, False),
+    ],
+)
+def test_configure_binderhub_refuses_a_binderhub_without_named_servers(
+    tmp_path, monkeypatch, env, config, on
+):
+    """Without named servers every launch is the user's default server and
+    the quota never applies: BinderHub must not start like that."""
+    if env is None:
+        monkeypatch.delenv("JUPYTERHUB_ALLOW_NAMED_SERVERS", raising=False)
+    else:
+        monkeypatch.setenv("JUPYTERHUB_ALLOW_NAMED_SERVERS", env)
+    path = tmp_path / "hubext.yaml"
+    path.write_text("{}\n")
+    c = Config()
+    if config is not None:
+        c.Launcher.allow_named_servers = config
+    if on:
+        z2jh.configure_binderhub(c, path)
+        assert c.Launcher.pre_launch_hook
+    else:
+        with pytest.raises(z2jh.SettingsError, match="auth_enabled: true"):
+            z2jh.configure_binderhub(c, path)
 
 
 @pytest.mark.parametrize(
@@ -498,7 +549,7 @@ def test_image_prefix_is_set_once_for_hub_and_binderhub(tmp_path, values, allowe
         spawner.get("allowed_images", HubextSpawner.allowed_images.default()) == allowed
     )
     path = tmp_path / "hubext.yaml"
-    b = Config()
+    b = binderhub_config()
     z2jh.configure_binderhub(b, path)
     if values.get("imagePrefix"):
         assert b.BinderHub.image_prefix == values["imagePrefix"]
@@ -509,7 +560,7 @@ def test_image_prefix_is_set_once_for_hub_and_binderhub(tmp_path, values, allowe
 def test_a_second_different_image_prefix_fails_binderhub_at_start(tmp_path):
     path = tmp_path / "hubext.yaml"
     path.write_text("imagePrefix: reg.edu/binder/binder-\n")
-    c = Config()
+    c = binderhub_config()
     c.BinderHub.image_prefix = "reg.edu/other-"
     with pytest.raises(z2jh.SettingsError, match="set the prefix once"):
         z2jh.configure_binderhub(c, path)
