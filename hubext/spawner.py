@@ -10,51 +10,30 @@ Each launch, before KubeSpawner builds the pod, `HubextSpawner`:
 3. makes sure the user's NFS claim and SSH key Secret exist, and mounts both;
 4. records repo, commit and effective resources on the pod.
 
-Every failure a user can fix arrives as one `UserFacingError`, turned here
-into JupyterHub's user-facing spawn error, so the BinderHub launch page shows
-"Spawn failed: <message>". All the work lives in the concern modules; this
-class only wires them together.
+Every failure a user can fix arrives as one `UserFacingError`, which
+`lifecycle` turns into JupyterHub's user-facing spawn error, so the
+BinderHub launch page shows "Spawn failed: <message>". All the work lives in
+the concern modules; this class only wires them together.
 """
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
-from . import names, quota, sshkeys, storage
+from . import lifecycle, names, quota, sshkeys, storage
 from .errors import UserFacingError
 from .launchoptions import LaunchOptions, check_launch_options
 from .repofiles import RepoFileFetcher, parse_launch
 from .resources import ResourcePolicy, parse_resources
 
-try:  # JupyterHub 6 has an exception made for user-facing spawn failures
-    from jupyterhub.spawner import SpawnException
-except ImportError:  # JupyterHub 5 reads `jupyterhub_message` only
-    SpawnException = None
-
 #: Labels and annotations hubext puts on the pods it launches.
 COMMIT_LABEL = "hubext/commit"
 REPO_ANNOTATION = "hubext/repo-url"
 RESOURCES_ANNOTATION = "hubext/resources"
-
-#: Seconds between showing a refusal and removing the server that never ran,
-#: so the progress stream can still report the refusal.
-REFUSED_REMOVAL_DELAY = 5
-
-
-def spawn_error(error: UserFacingError) -> Exception:
-    """The exception JupyterHub shows to the user as "Spawn failed: <message>"."""
-    if SpawnException is not None:
-        exc = SpawnException(error.message, reason=type(error).__name__)
-    else:
-        exc = RuntimeError(error.message)
-    # The progress stream (what BinderHub relays) reads this attribute and
-    # would otherwise show SpawnException's str(), status code and all.
-    exc.jupyterhub_message = error.message
-    return exc
 
 
 def merge_by_name(current: list, ours: list) -> list:
@@ -92,38 +71,6 @@ def _api_message(e: ApiException) -> str:
         return json.loads(e.body)["message"]
     except (TypeError, ValueError, KeyError):
         return e.reason or "no detail"
-
-
-def failed_init(pod: dict | None, since: datetime) -> str | None:
-    """Why the pod's init containers failed, or None while nothing failed.
-
-    KubeSpawner waits for a pod to run until `start_timeout`; a pod whose
-    init container failed (Failed, or restarting in CrashLoopBackOff) never
-    will, and the user would only read "did not start in N seconds". A pod
-    being deleted or made before `since` is an earlier start's, not ours.
-    """
-    if not pod or pod["metadata"].get("deletionTimestamp"):
-        return None
-    created = pod["metadata"].get("creationTimestamp")
-    if not created or _parse_time(created) < since - timedelta(seconds=2):
-        return None
-    status = pod.get("status") or {}
-    for container in status.get("initContainerStatuses") or []:
-        for state in (container.get("state"), container.get("lastState")):
-            ended = (state or {}).get("terminated") or {}
-            if ended.get("exitCode"):
-                detail = (ended.get("message") or ended.get("reason") or "").strip()
-                return (
-                    f"the setup step {container['name']!r} of your notebook failed "
-                    f"(exit code {ended['exitCode']}): {detail or 'no output'}"
-                )
-    return None
-
-
-def _parse_time(value) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _literal(text: str) -> str:
@@ -389,47 +336,26 @@ class HubextSpawner(KubeSpawner):
             cls._fetcher = RepoFileFetcher(config=self.config, log=self.log)
         return cls._fetcher
 
-    _progress_watched = None  # an asyncio.Event per start
+    _watch = lifecycle.ProgressWatch()  # a new one per start
+    _refused = False
 
     def start(self):
-        self._progress_watched = asyncio.Event()
-        self._start_time = datetime.now(timezone.utc)
-        return asyncio.ensure_future(self._start_unless_init_fails(super().start()))
-
-    async def _start_unless_init_fails(self, started):
-        """KubeSpawner's start, cut short with a message if setup fails."""
-        watch = asyncio.ensure_future(self._failed_init())
-        try:
-            await asyncio.wait({started, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if watch.done() and not started.done():
-                started.cancel()
-                message = (
-                    f"Your notebook could not start: {watch.result()}. If the "
-                    "repository's image is your own, check its Dockerfile; "
-                    "otherwise send this message to the hub admins."
-                )
-                raise spawn_error(UserFacingError(message))
-            return await started
-        finally:
-            watch.cancel()
-
-    async def _failed_init(self) -> str:
-        """Return once this start's pod reports a failed init container."""
-        while True:
-            await asyncio.sleep(1)
-            reflector = self.pod_reflector
-            key = f"{self.namespace}/{self.pod_name}"
-            pod = reflector.pods.get(key) if reflector else None
-            reason = failed_init(pod, self._start_time)
-            if reason:
-                return reason
+        self._watch = lifecycle.ProgressWatch()
+        self._refused = False
+        since = datetime.now(timezone.utc)
+        return asyncio.ensure_future(
+            lifecycle.start_unless_setup_fails(self, super().start(), since)
+        )
 
     async def progress(self):
-        """KubeSpawner's progress events; notes that someone is watching."""
-        if self._progress_watched is not None:
-            self._progress_watched.set()
-        async for event in super().progress():
-            yield event
+        """KubeSpawner's progress events; a refused server goes once they end."""
+        self._watch.watched()
+        try:
+            async for event in super().progress():
+                yield event
+        finally:  # the hub writes the "failed" event right after this
+            if self._refused_server_removable():
+                lifecycle.remove_later(self, lifecycle.REMOVAL_GRACE)
 
     #: The validated launch options; `user_options` holds the same, as a dict.
     launch_options = LaunchOptions()
@@ -444,9 +370,24 @@ class HubextSpawner(KubeSpawner):
             self.log.warning(
                 "Launch of %s refused: %s %s", self._log_name, e.message, e.fields
             )
-            self._forget_if_never_ran()
-            await self._until_progress_is_watched()
-            raise spawn_error(e) from None
+            self._refused = True
+            if self._refused_server_removable():  # also when nobody watches
+                delay = self.refusal_wait + lifecycle.UNWATCHED_REMOVAL_DELAY
+                lifecycle.remove_later(self, delay)
+            await self._watch.until_watched(self.refusal_wait)
+            raise lifecycle.spawn_error(e) from None
+
+    def _refused_server_removable(self) -> bool:
+        """A refused BinderHub launch's server that never ran goes: BinderHub
+        names every attempt anew and retries four times, and each would
+        count against the quota. One with a launch record is a project."""
+        return bool(
+            self._refused
+            and self.remove_refused_launches
+            and self.name
+            and self.launch_options.from_binderhub
+            and self.launch_record is None
+        )
 
     def _accept_launch_options(self):
         """Replace `user_options` by its validated form, before anything reads it.
@@ -477,55 +418,6 @@ class HubextSpawner(KubeSpawner):
             self.orm_spawner.user_options = options
             if self.db is not None:
                 self.db.commit()
-
-    def _forget_if_never_ran(self):
-        """Remove a refused BinderHub launch's server once the user has read why.
-
-        BinderHub names every attempt anew and retries a failed launch four
-        times; each refused attempt would stay behind as a stopped server
-        and count against the user's project quota. A server that has run
-        before (it has a launch record) is the user's project and is kept.
-        """
-        if not (
-            self.remove_refused_launches
-            and self.name
-            and self.launch_options.from_binderhub
-            and self.launch_record is None
-        ):
-            return
-        loop = asyncio.get_running_loop()
-        loop.call_later(
-            REFUSED_REMOVAL_DELAY,
-            lambda: asyncio.ensure_future(self._remove_refused_server_logged()),
-        )
-
-    async def _remove_refused_server_logged(self):
-        try:
-            await self._remove_refused_server()
-        except Exception:
-            self.log.exception("Could not remove refused server %s", self._log_name)
-
-    async def _remove_refused_server(self):
-        user, name = self.user, self.name
-        spawner = user.spawners.get(name)
-        if spawner is not self or self.active or self.launch_record is not None:
-            return  # relaunched, running, or replaced meanwhile
-        self.log.info(
-            "Removing %s: its launch was refused and it never ran", self._log_name
-        )
-        # what JupyterHub's own DELETE .../servers/{name} {"remove": true} does
-        await user._delete_spawner(self)
-        user.db.delete(self.orm_spawner)
-        user.spawners.pop(name, None)
-        user.db.commit()
-
-    async def _until_progress_is_watched(self):
-        if self._progress_watched is None:
-            return
-        try:
-            await asyncio.wait_for(self._progress_watched.wait(), self.refusal_wait)
-        except asyncio.TimeoutError:
-            pass
 
     @property
     def _log_name(self) -> str:

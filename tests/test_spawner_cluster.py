@@ -369,3 +369,26 @@ async def test_refused_launches_do_not_use_up_the_quota(hubext_hub, forge):
     await asyncio.sleep(7)
     code, model = await hub.api("GET", "/users/kim?include_stopped_servers=1")
     assert name in model["servers"]
+
+
+async def test_a_retry_never_meets_the_attempt_before_it(hubext_hub, forge):
+    """BinderHub retries a refused launch under a new name 4 s after the
+    failure (`Launcher.retry_delay`); with one project of two the retry must
+    meet the same refusal again, never the quota (the attempt before it is
+    gone by then)."""
+    hub = await hubext_hub(limit=2)
+    await hub.api("POST", "/users/lee")
+    await _launch_ok(hub, "lee")
+    bad = f"{98:040x}"
+    forge.add(REPO, bad, ".resources", b"memr=4G\n")
+    for attempt in range(3):
+        event = await launch(
+            hub, "lee", server_name(REPO), binder_user_options(REPO, bad)
+        )
+        assert event["message"].startswith(
+            "Spawn failed: .resources line 1: memr=4G"
+        ), (
+            attempt,
+            event,
+        )
+        await asyncio.sleep(4)
