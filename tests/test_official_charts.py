@@ -104,8 +104,11 @@ def helm() -> str:
 
 @pytest.fixture(scope="session")
 def binderhub_chart(tmp_path_factory) -> Path:
+    return official_binderhub_chart(tmp_path_factory.mktemp("official-charts"))
+
+
+def official_binderhub_chart(base: Path) -> Path:
     """BinderHub's chart with z2jh at charts/jupyterhub, placeholders filled."""
-    base = tmp_path_factory.mktemp("official-charts")
     binderhub = extract_chart(*BINDERHUB_TARBALL, base / "binderhub")
     z2jh_chart = extract_chart(*Z2JH_TARBALL, binderhub / "charts" / "jupyterhub")
     for chart_dir, version, tag in (
@@ -787,3 +790,82 @@ def test_effective_config_table(full, capsys):
             f"\nEffective configuration (charts/hubext/ci/full-values.yaml):\n{table}"
         )
     assert "`hubext.spawner.HubextSpawner`" in table
+
+
+# -- the guide's commands ----------------------------------------------------------------
+
+
+def doc_commands(path: Path = INSTALL_DOC) -> list[str]:
+    """Every `$ ` command of the guide's console blocks, continuations joined."""
+    commands = []
+    for block in re.findall(r"```console\n(.*?)```", path.read_text("utf-8"), re.S):
+        current = None
+        for line in block.splitlines():
+            line = line.strip()
+            if current is not None:
+                current += " " + line.rstrip("\\").strip()
+            elif line.startswith("$ "):
+                current = line[2:].rstrip("\\").strip()
+            if current is not None and not line.endswith("\\"):
+                commands.append(re.sub(r"\s+", " ", current))
+                current = None
+    return commands
+
+
+#: Commands that cannot run here, and why; every other one is run by a test.
+NOT_RUN = {
+    "helm repo add": "reaches the chart repository on the internet",
+    "helm repo update": "reaches the chart repository on the internet",
+    "python -m pip install build": "installs from the package index",
+    "python -m build": "fetches its build backend from the package index",
+    "kubectl": "the local control plane has no controllers to restart pods",
+}
+#: Run by test_chart_cluster.py against the local API server.
+RUN_ON_THE_CLUSTER = ("helm upgrade --install", "hubext chart binderhub-values")
+#: Run here.
+RUN_HERE = ("helm lint", "helm template")
+
+
+def test_every_command_of_the_install_guide_is_run_or_says_why_not():
+    commands = doc_commands()
+    assert len(commands) >= 9
+    for command in commands:
+        assert any(
+            command.startswith(p) for p in (*NOT_RUN, *RUN_ON_THE_CLUSTER, *RUN_HERE)
+        ), f"no test runs {command!r}"
+
+
+def guide_workdir(tmp_path: Path) -> Path:
+    """A directory as an admin's: the checkout's charts/, hubext-values.yaml
+    (the guide's examples) and your-binderhub-values.yaml."""
+    (tmp_path / "charts").symlink_to(ROOT / "charts")
+    values = merged(
+        [v for k, v in examples().items() if k != "repoHosts.existingSecret"]
+    )
+    (tmp_path / "hubext-values.yaml").write_text(yaml.safe_dump(values))
+    [site] = [b for b in doc_yaml_blocks(INSTALL_DOC) if b.startswith(SITE_MARKER)]
+    (tmp_path / "your-binderhub-values.yaml").write_text(site)
+    return tmp_path
+
+
+def run_guide_command(command, cwd, helm, env=None) -> subprocess.CompletedProcess:
+    path = f"{Path(helm).parent}:{Path(sys.executable).parent}:{os.environ['PATH']}"
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env={**os.environ, "PATH": path, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_guides_check_commands_run(helm, tmp_path):
+    cwd = guide_workdir(tmp_path)
+    ran = 0
+    for command in doc_commands():
+        if command.startswith(RUN_HERE):
+            result = run_guide_command(command, cwd, helm)
+            assert result.returncode == 0, f"{command}\n{result.stderr}"
+            ran += 1
+    assert ran == 2
