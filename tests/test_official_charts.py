@@ -869,3 +869,16 @@ def test_the_guides_check_commands_run(helm, tmp_path):
             assert result.returncode == 0, f"{command}\n{result.stderr}"
             ran += 1
     assert ran == 2
+
+
+def test_the_guide_and_the_notes_name_the_tested_chart_versions(binderhub_chart):
+    chart_yaml = yaml.safe_load((binderhub_chart / "Chart.yaml").read_text("utf-8"))
+    [dependency] = chart_yaml["dependencies"]
+    assert (dependency["name"], dependency["version"]) == ("jupyterhub", Z2JH_VERSION)
+    guide = " ".join(doc_commands())
+    assert (
+        f"jupyterhub/binderhub --namespace binder --version {BINDERHUB_CHART_VERSION}"
+        in guide
+    )
+    notes = (HUBEXT_CHART / "templates" / "NOTES.txt").read_text("utf-8")
+    assert BINDERHUB_CHART_VERSION in notes and "--version" in notes
