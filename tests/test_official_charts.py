@@ -754,6 +754,12 @@ def effective_table(install: Install) -> str:
         ("hub", "role binder", ", ".join(hub["roles"]["binder"]["scopes"])),
         ("hub", "/hub/home template", os.path.relpath(hub["home_template"], ROOT)),
         ("hub", "quota alice / staff / others", _limits(hub)),
+        ("binderhub", "env JUPYTERHUB_ALLOW_NAMED_SERVERS", _env(install, "ALLOW")),
+        (
+            "binderhub",
+            "env JUPYTERHUB_NAMED_SERVER_LIMIT_PER_USER",
+            _env(install, "NAMED_SERVER_LIMIT_PER_USER"),
+        ),
         ("binderhub", "BinderHub.auth_enabled", binder["auth_enabled"]),
         (
             "binderhub",
@@ -776,6 +782,13 @@ def effective_table(install: Install) -> str:
     lines = ["| where | setting | effective value |", "|---|---|---|"]
     lines += [f"| {w} | `{s}` | `{v}` |" for w, s, v in rows]
     return "\n".join(lines)
+
+
+def _env(install: Install, suffix: str) -> str:
+    spec = find(install.objects, "Deployment", "binder")["spec"]["template"]["spec"]
+    env = container_env(install.objects, spec["containers"][0], "binder-0")
+    [value] = [v for k, v in env.items() if k.startswith("JUPYTERHUB_" + suffix)]
+    return value
 
 
 def _limits(side) -> str:
@@ -882,3 +895,22 @@ def test_the_guide_and_the_notes_name_the_tested_chart_versions(binderhub_chart)
     )
     notes = (HUBEXT_CHART / "templates" / "NOTES.txt").read_text("utf-8")
     assert BINDERHUB_CHART_VERSION in notes and "--version" in notes
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    from devstack.build import build_helm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        full_values = yaml.safe_load(FULL.read_text("utf-8"))
+        full_values["fullnameOverride"] = "hubext"
+        (base / "run").mkdir()
+        install = Install(
+            str(build_helm()),
+            official_binderhub_chart(base / "charts"),
+            base / "run",
+            full_values,
+        )
+        print(effective_table(install))
