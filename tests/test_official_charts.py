@@ -541,6 +541,28 @@ def test_an_unauthenticated_binderhub_fails_at_start(helm, binderhub_chart, tmp_
     assert "does not launch named servers" in proc.stderr, proc.stderr[-3000:]
 
 
+def test_without_the_overlays_env_binderhub_would_start_without_its_config(
+    helm, binderhub_chart, tmp_path
+):
+    """Why the overlay sets TRAITLETS_APPLICATION_RAISE_CONFIG_FILE_ERROR:
+    otherwise BinderHub logs the error and runs without its config file, so
+    without authentication and without the quota hook."""
+    install = Install(
+        helm,
+        binderhub_chart,
+        tmp_path,
+        {},
+        extra_binderhub_values=[
+            "config:\n  BinderHub:\n    auth_enabled: false\n"
+            "extraEnv:\n  TRAITLETS_APPLICATION_RAISE_CONFIG_FILE_ERROR: 'false'\n"
+        ],
+    )
+    proc = run_in_pod("binderhub", *install.args("binderhub"))
+    binder = effective_of("binderhub", proc)
+    assert "does not launch named servers" in proc.stderr
+    assert binder["launcher"]["pre_launch_hook"] is None
+
+
 # -- every value the docs show --------------------------------------------------------
 
 
