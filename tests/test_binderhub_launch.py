@@ -153,3 +153,26 @@ async def test_quota_concurrent_launches_at_four_of_five_then_the_sixth(binderhu
     assert sixth.failed, sixth.text
     assert sixth.final["message"] == message + "\n"
     assert sorted(await projects(hub, "dave")) == names
+
+
+async def test_overlay_config_shows_hubext_message_over_binderhubs_own_limit(
+    binderhub,
+):
+    # BinderHub configured as the chart overlay configures it (hubext's
+    # values through hubext.z2jh.configure_binderhub), with an admin's own
+    # namedServerLimitPerUser: 2 reaching BinderHub, whose check counts only
+    # running servers and would answer first with its own message
+    binder = await binderhub(
+        limit=2, named_server_limit=2, settings={"quota": {"defaultLimit": 2}}
+    )
+    erin = await signed_in(binder, "erin")
+    held = await asyncio.gather(*(launch(erin, binder.spec("HEAD")) for _ in range(2)))
+    assert all(r.ready for r in held), [r.text for r in held]
+
+    third = await launch(erin, binder.spec("HEAD"))
+    record("3rd project at 2 of 2, BinderHub's own limit 2 (overlay config)", third)
+    assert third.failed, third.text
+    assert third.final["message"] == (
+        quota_message(2, 2, f"{binder.hub.url}/hub/home") + "\n"
+    )
+    assert "named servers" not in third.text  # BinderHub's own message
