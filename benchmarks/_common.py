@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import secrets
 import shutil
 import sys
@@ -121,6 +122,31 @@ def median(values: list[float]) -> float:
     n = len(ordered)
     mid = n // 2
     return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def bootstrap_ratio(
+    plain: list[float], ours: list[float], paired: bool, resamples: int = 4000
+) -> tuple[float, float]:
+    """95 % bootstrap interval of median(ours) / median(plain).
+
+    Paired runs (the same i-th conditions for both) are resampled as pairs,
+    so the machine's drift over the run cancels; unpaired ones each on its
+    own. A fixed seed makes the interval a function of the measurements.
+    """
+    rng = random.Random(0)
+    n, m = len(plain), len(ours)
+    ratios = []
+    for _ in range(resamples):
+        if paired:
+            picks = [rng.randrange(n) for _ in range(n)]
+            p = [plain[i] for i in picks]
+            o = [ours[i] for i in picks]
+        else:
+            p = [plain[rng.randrange(n)] for _ in range(n)]
+            o = [ours[rng.randrange(m)] for _ in range(m)]
+        ratios.append(median(o) / median(p))
+    ratios.sort()
+    return ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]
 
 
 def p90(values: list[float]) -> float:

@@ -18,7 +18,11 @@ with an uncached commit, its worst case. Where hubext's time goes comes from
 the hubs themselves: their spawners are `benchmarks._common.Timed*`
 subclasses, which only log how long each step took.
 
-    python benchmarks/spawn_overhead.py --sequential 20 --concurrent 100
+The ratio of medians is printed with a 95 % bootstrap interval (pairs
+resampled for the sequential phase); at the defaults (60 pairs, 3 rounds of
+100) the interval is narrow enough to tell a 5 % difference.
+
+    python benchmarks/spawn_overhead.py --sequential 60 --concurrent 100 --rounds 3
 """
 
 import argparse
@@ -155,6 +159,9 @@ def summarise(seq: dict, conc: dict, timings: dict) -> dict:
             "hubext_p90": _common.p90(ours),
         }
         row["ratio"] = row["hubext_median"] / row["plain_median"]
+        row["interval"] = _common.bootstrap_ratio(
+            plain, ours, paired=phase == "sequential"
+        )
         rows.append(row)
     pairs = [h / p for p, h in zip(seq["plain"], seq["hubext"], strict=True)]
     return {
@@ -208,6 +215,11 @@ def report(summary: dict, args) -> None:
             f"{r['plain_p90']:>9.3f}  {r['hubext_median']:>13.3f} "
             f"{r['hubext_p90']:>10.3f}  {r['ratio']:>5.2f}"
         )
+    print("\nratio of medians hubext/plain, with its 95 % bootstrap interval:")
+    for r in summary["rows"]:
+        low, high = r["interval"]
+        how = "pairs resampled" if r["phase"] == "sequential" else "launches resampled"
+        print(f"  {r['phase']:<11} {r['ratio']:.3f} [{low:.3f}, {high:.3f}] ({how})")
     if summary["paired_sequential_ratio"] is not None:
         print(
             "\nsequential, median of the per-pair ratios hubext/plain: "
@@ -231,9 +243,9 @@ def report(summary: dict, args) -> None:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sequential", type=int, default=20, metavar="N")
+    parser.add_argument("--sequential", type=int, default=60, metavar="N")
     parser.add_argument("--concurrent", type=int, default=100, metavar="C")
-    parser.add_argument("--rounds", type=int, default=1, metavar="R")
+    parser.add_argument("--rounds", type=int, default=3, metavar="R")
     parser.add_argument("--timeout", type=float, default=900, metavar="SECONDS")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--keep", action="store_true", help="keep the hub logs")

@@ -38,6 +38,8 @@ def test_spawn_overhead_small():
         "2",
         "--concurrent",
         "3",
+        "--rounds",
+        "1",
         "--timeout",
         "180",
     )
@@ -56,6 +58,17 @@ def test_spawn_overhead_small():
         assert all(v > 0 for v in values[1:]), out
         plain_median, _, hubext_median, _, ratio = values[1:]
         assert ratio == pytest.approx(hubext_median / plain_median, abs=0.01)
+
+    intervals = {
+        m[1]: (float(m[2]), float(m[3]), float(m[4]))
+        for m in re.finditer(
+            rf"^  (sequential|concurrent)\s+{NUMBER} \[{NUMBER}, {NUMBER}\]", out, re.M
+        )
+    }
+    assert set(intervals) == {"sequential", "concurrent"}, out
+    for phase, (ratio, low, high) in intervals.items():
+        assert low <= ratio <= high, (phase, out)
+        assert ratio == pytest.approx(rows[phase][-1], abs=0.01)
 
     steps = {
         (m[1], m[2], m[3].strip()): (int(m[4]), float(m[5]), float(m[6]))
