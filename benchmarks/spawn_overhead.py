@@ -19,8 +19,9 @@ the hubs themselves: their spawners are `benchmarks._common.Timed*`
 subclasses, which only log how long each step took.
 
 The ratio of medians is printed with a 95 % bootstrap interval (pairs
-resampled for the sequential phase); at the defaults (60 pairs, 3 rounds of
-100) the interval is narrow enough to tell a 5 % difference.
+resampled for the sequential phase): a run tells a 5 % difference only
+when its interval is narrower than that, so the defaults are 60 pairs and
+3 rounds of 100.
 
     python benchmarks/spawn_overhead.py --sequential 60 --concurrent 100 --rounds 3
 """
