@@ -216,6 +216,7 @@ async def test_crafted_launch_bodies_are_refused_or_neutralised(
     log = hub.log_text()
     assert "A" * 3000 not in log  # the huge value is never echoed
     assert "ignored 6 unknown launch option(s): 'user', 'server_name'" in log
+    assert "allowed_images is empty" not in log
 
 
 async def _pod_of(kube_api, namespace, user, server):
@@ -228,3 +229,14 @@ async def _pod_of(kube_api, namespace, user, server):
         ):
             return pod
     raise AssertionError(f"no pod for {user}/{server}")
+
+
+async def test_an_empty_image_list_is_a_choice_the_hub_warns_about(hubext_hub):
+    """Any image goes with `allowed_images = []`: the hub says so in its log
+    as soon as it makes a spawner, and launches what it was asked."""
+    hub = await hubext_hub(hub_config="c.HubextSpawner.allowed_images = []\n")
+    await hub.api("POST", "/users/erin")
+    options = good(image=f"quay.io/anyone/anything:{SHA}")
+    event = await launch(hub, "erin", server_name(REPO), options)
+    assert event.get("ready"), event
+    assert hub.log_text().count("c.HubextSpawner.allowed_images is empty") == 1
