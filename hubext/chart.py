@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
 import yaml
 
@@ -179,59 +177,3 @@ def values_reference(schema: dict, defaults: dict) -> str:
             lines += [f"Default: `{json.dumps(default, ensure_ascii=False)}`", ""]
         lines += [node.get("description", "").strip(), ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def binderhub_values_command(args: argparse.Namespace) -> int:
-    """`hubext chart binderhub-values`: print the overlay as YAML."""
-    try:
-        values = binderhub_values(
-            args.name, args.tokens_secret, args.hub_image, args.binderhub_image
-        )
-    except ValueError as e:
-        print(f"hubext: {e}", file=sys.stderr)
-        return 2
-    sys.stdout.write(dump_yaml(values))
-    return 0
-
-
-def add_commands(commands) -> None:
-    """Register `hubext chart ...` on the CLI's subparsers."""
-    from .cli import add_command_group
-
-    actions = add_command_group(commands, "chart", "work with the hubext Helm chart")
-    overlay = actions.add_parser(
-        "binderhub-values",
-        help="print the values to give the official BinderHub chart",
-        description="Print the values overlay for the official BinderHub chart.",
-    )
-    overlay.add_argument(
-        "--name",
-        default="hubext",
-        help="the hubext ConfigMap: its release name (default: hubext)",
-    )
-    overlay.add_argument(
-        "--tokens-secret",
-        metavar="SECRET",
-        help="Secret with the host tokens (default: NAME-repo-host-tokens)",
-    )
-    overlay.add_argument(
-        "--hub-image", metavar="NAME:TAG", help="hub image with hubext installed"
-    )
-    overlay.add_argument(
-        "--binderhub-image",
-        metavar="NAME:TAG",
-        help="BinderHub image with hubext installed",
-    )
-    overlay.set_defaults(run=binderhub_values_command)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m hubext.chart ...`, the same as `hubext chart ...`."""
-    parser = argparse.ArgumentParser(prog="hubext")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

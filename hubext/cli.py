@@ -140,8 +140,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the values as one JSON object"
     )
     check.set_defaults(run=resources_check)
-    chart.add_commands(commands)
+    add_chart_commands(commands)
     return parser
+
+
+def binderhub_values_command(args: argparse.Namespace) -> int:
+    """`hubext chart binderhub-values`: print the overlay as YAML."""
+    try:
+        values = chart.binderhub_values(
+            args.name, args.tokens_secret, args.hub_image, args.binderhub_image
+        )
+    except ValueError as e:
+        print(f"hubext: {e}", file=sys.stderr)
+        return EXIT_CANNOT_CHECK
+    sys.stdout.write(chart.dump_yaml(values))
+    return EXIT_OK
+
+
+def add_chart_commands(commands) -> None:
+    """`hubext chart ...`: the chart's overlay for the official BinderHub chart."""
+    actions = add_command_group(commands, "chart", "work with the hubext Helm chart")
+    overlay = actions.add_parser(
+        "binderhub-values",
+        help="print the values to give the official BinderHub chart",
+        description="Print the values overlay for the official BinderHub chart.",
+    )
+    overlay.add_argument(
+        "--name",
+        default="hubext",
+        help="the hubext ConfigMap: its release name (default: hubext)",
+    )
+    overlay.add_argument(
+        "--tokens-secret",
+        metavar="SECRET",
+        help="Secret with the host tokens (default: NAME-repo-host-tokens)",
+    )
+    overlay.add_argument(
+        "--hub-image", metavar="NAME:TAG", help="hub image with hubext installed"
+    )
+    overlay.add_argument(
+        "--binderhub-image",
+        metavar="NAME:TAG",
+        help="BinderHub image with hubext installed",
+    )
+    overlay.set_defaults(run=binderhub_values_command)
 
 
 def main(argv: list[str] | None = None) -> int:
