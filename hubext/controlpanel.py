@@ -142,7 +142,8 @@ class ControlPanel(Configurable):
         options = orm_spawner.user_options or {}
         if spawner is not None and getattr(spawner, "user_options", None):
             options = spawner.user_options
-        repo_url = record.get("repo_url") or options.get("repo_url") or ""
+        given = options.get("repo_url")  # a hub's database may predate the checks
+        repo_url = record.get("repo_url") or (given if isinstance(given, str) else "")
         seen = last_activity(user, orm_spawner)
         remove_at = None
         if seen is not None and self.idle_timeout > 0:

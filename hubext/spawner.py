@@ -400,6 +400,7 @@ class HubextSpawner(KubeSpawner):
             options = check_launch_options(self.user_options, self.allowed_images)
         except UserFacingError:
             self.launch_options = LaunchOptions()
+            self.user_options = {}  # nor in the panel, nor in API answers
             self._store_user_options({})
             raise
         if options.dropped:

@@ -416,9 +416,13 @@ def test_template_escapes_what_users_send(hub_db):
         {
             "p": {"user_options": {"repo_url": evil}},
             "q": {"user_options": {"repo_url": "javascript:alert(1)"}},
+            # stored by a hub from before launch options were checked
+            "r": {"user_options": {"repo_url": {"valueFrom": {"secretKeyRef": {}}}}},
         },
     )
-    html = render_home(user, panel_of(user))
+    panel = panel_of(user)
+    assert [p.repo_url for p in panel.projects][2] == "—"
+    html = render_home(user, panel)
     assert "<script>alert(" not in html
     assert "&lt;script&gt;alert(" in html
     assert 'href="javascript:' not in html

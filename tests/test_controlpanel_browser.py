@@ -129,10 +129,11 @@ async def test_control_panel_in_a_browser(hubext_hub, browser, kube_api, k8s_nam
         event = await launch(hub, "alice", name, binder_user_options(REPO, SHA))
         assert event.get("ready"), f"{event}\n{hub.log_text()[-3000:]}"
         names.append(name)
-    # a launch that did not come from BinderHub, with a hostile repo_url
+    # a launch that did not come from BinderHub, with a hostile repo_url: it
+    # is refused, and its row stays, showing nothing of what was sent
     xss = "odd-launch"
     event = await launch(hub, "alice", xss, {"repo_url": XSS_REPO})
-    assert event.get("ready"), f"{event}\n{hub.log_text()[-3000:]}"
+    assert event.get("failed") and "'repo_url'" in event["message"], event
 
     await in_thread(log_in, browser, hub.url, "alice")
     await in_thread(open_home, browser, hub.url)
@@ -166,10 +167,11 @@ async def test_control_panel_in_a_browser(hubext_hub, browser, kube_api, k8s_nam
     assert key == await secret_public_key(kube_api, k8s_namespace, "alice")
     assert "PRIVATE" not in browser.page_source
 
-    # the hostile repo_url is text, never markup nor a link
+    # the hostile repo_url is neither shown, nor markup, nor a link
     odd = row(browser, xss).find_element(By.CSS_SELECTOR, ".hubext-repo")
-    assert odd.text == XSS_REPO
+    assert odd.text == "—"
     assert odd.find_elements(By.TAG_NAME, "a") == []
+    assert "__hubext_xss" not in browser.page_source
     assert browser.execute_script("return window.__hubext_xss") is None
 
     shot = os.path.join(tempfile.mkdtemp(prefix="hubext-shot-"), "panel.png")
