@@ -11,20 +11,20 @@ shares this event loop and must keep serving the pods meanwhile.
 """
 
 import asyncio
-import json
-import shutil
-import tempfile
 from urllib.parse import urlsplit
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from hubext.quota import quota_message
 from tests.fixtures.binderhub import Launch, record
+from tests.helpers.browser import (
+    headless_chromium,
+    log_in,
+    off_loopback,
+    requested_urls,
+)
 
 pytestmark = [
     pytest.mark.cluster,
@@ -33,60 +33,14 @@ pytestmark = [
     pytest.mark.slow,
 ]
 
-# Debian's chromium and the chromedriver of the same package: pinned together
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-WAIT = 30
 LAUNCH_WAIT = 120
 
 
 @pytest.fixture
 def browser():
     """Headless Chromium that can reach nothing but loopback addresses."""
-    profile = tempfile.mkdtemp(prefix="hubext-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        # nothing resolves but 127.0.0.1: no other address can be reached
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def requested_urls(driver) -> list:
-    """Every URL the browser asked for since the last call."""
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls
-
-
-def log_in(driver, hub_url: str, username: str) -> None:
-    driver.get(f"{hub_url}/hub/login?next=%2Fhub%2Fhome")
-    driver.find_element(By.ID, "username_input").send_keys(username)
-    driver.find_element(By.ID, "password_input").send_keys("any")
-    driver.find_element(By.ID, "login_submit").click()
-    WebDriverWait(driver, WAIT).until(ec.url_contains("/hub/home"))
+    with headless_chromium(loopback_only=True, network_log=True) as driver:
+        yield driver
 
 
 def page_log(driver) -> str:
@@ -153,10 +107,5 @@ async def test_launch_page_in_chromium(binderhub, browser):
     assert f"{binder.url}/build/{binder.spec('HEAD')}" in {
         u.split("?")[0] for u in urls
     }
-    outside = [
-        u
-        for u in urls
-        if urlsplit(u).scheme in ("http", "https", "ws", "wss")
-        and urlsplit(u).hostname != "127.0.0.1"
-    ]
+    outside = off_loopback(urls)
     assert not outside, outside

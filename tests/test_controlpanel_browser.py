@@ -12,19 +12,17 @@ shares this event loop and must keep serving the pods meanwhile.
 import asyncio
 import base64
 import os
-import shutil
 import tempfile
 
 import pytest
 from kubernetes_asyncio import client
-from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.fixtures.hubext_hub import REPO, SHA
+from tests.helpers.browser import WAIT, headless_chromium, log_in
 from tests.helpers.launch import binder_user_options, launch, server_name, wait_for
 
 pytestmark = [
@@ -34,56 +32,22 @@ pytestmark = [
     pytest.mark.slow,
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 PANEL_CONFIG = """
 from hubext.controlpanel import configure
 configure(c)
 """
 XSS_REPO = 'https://github.com/x/y"><script>window.__hubext_xss = 1</script>'
-WAIT = 30
 
 
 @pytest.fixture
 def browser():
     """Headless Chromium that talks to nothing but the loopback hub."""
-    profile = tempfile.mkdtemp(prefix="hubext-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    with headless_chromium() as driver:
+        yield driver
 
 
 async def in_thread(fn, *args):
     return await asyncio.to_thread(fn, *args)
-
-
-def log_in(driver, hub_url: str, username: str) -> None:
-    # straight to the panel: the hub's default next page would start the
-    # user's default server
-    driver.get(f"{hub_url}/hub/login?next=%2Fhub%2Fhome")
-    driver.find_element(By.ID, "username_input").send_keys(username)
-    driver.find_element(By.ID, "password_input").send_keys("any")
-    driver.find_element(By.ID, "login_submit").click()
-    WebDriverWait(driver, WAIT).until(ec.url_contains("/hub/home"))
 
 
 def open_home(driver, hub_url: str) -> None:
