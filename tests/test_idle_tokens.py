@@ -220,6 +220,15 @@ async def test_only_a_token_for_that_server_reaches_it(
     hostile.close()
 
 
+async def confirming_pass(hub, tmp_path):
+    """One pass of the service with --confirm-with-server: its report and
+    every line it logged."""
+    app = service(hub.api_url, tmp_path, "--confirm-with-server")
+    lines = []
+    app.log.addFilter(lambda record: lines.append(record.getMessage()) or True)
+    return await app.run_pass(), lines
+
+
 async def test_a_role_without_tokens_falls_back_and_says_so(
     hub_factory, tmp_path, week_later
 ):
@@ -229,10 +238,7 @@ async def test_a_role_without_tokens_falls_back_and_says_so(
     hostile = HostileServer(hub)
     await start_hostile(hub, hostile, "alice", "p1")
 
-    app = service(hub.api_url, tmp_path, "--confirm-with-server")
-    lines = []
-    app.log.addFilter(lambda record: lines.append(record.getMessage()) or True)
-    report = await app.run_pass()
+    report, lines = await confirming_pass(hub, tmp_path)
     assert report.removed == ["alice/p1"] and report.errors == 0
     assert hostile.tokens() == set(), "a token was sent without being minted"
     said = [m for m in lines if m.startswith("No activity report from")]
@@ -271,10 +277,7 @@ async def test_malformed_answers_count_as_no_report(hub_factory, tmp_path, week_
         await start_hostile(hub, hostile, "alice", name)
     await add_server(hub, "bob", "b1")
 
-    app = service(hub.api_url, tmp_path, "--confirm-with-server")
-    lines = []
-    app.log.addFilter(lambda record: lines.append(record.getMessage()) or True)
-    report = await app.run_pass()
+    report, lines = await confirming_pass(hub, tmp_path)
     assert report.errors == 0, lines
     expected = [f"alice/{name}" for name in MALFORMED] + ["bob/b1"]
     assert sorted(report.removed) == sorted(expected), lines
@@ -296,10 +299,7 @@ async def test_a_redirect_is_not_followed(hub_factory, tmp_path, week_later):
     hostile = HostileServer(hub, {"/user/alice/p1/": {"redirect": elsewhere.url}})
     await start_hostile(hub, hostile, "alice", "p1")
 
-    app = service(hub.api_url, tmp_path, "--confirm-with-server")
-    lines = []
-    app.log.addFilter(lambda record: lines.append(record.getMessage()) or True)
-    report = await app.run_pass()
+    report, lines = await confirming_pass(hub, tmp_path)
     assert report.removed == ["alice/p1"] and report.errors == 0
     assert len(hostile.tokens()) == 1
     assert elsewhere.received == [], "the question followed the redirect"
