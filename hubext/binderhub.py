@@ -86,23 +86,33 @@ async def fetch_user(launcher, username: str) -> dict | None:
     return model
 
 
+async def project_refusal(launcher, username: str, policy: QuotaPolicy):
+    """The quota refusal for a new project of ``username``, or None.
+
+    None also when the hub cannot be asked: the hub's own check decides then.
+    """
+    model = await fetch_user(launcher, username)
+    if model is None:
+        return None
+    quota = policy.limit_for(username, model["groups"])
+    used = count_projects(model["servers"])
+    if not quota or used < quota:
+        return None
+    getattr(launcher, "log", app_log).info(
+        "Project quota: refused a launch for %s (%d of %d)", username, used, quota
+    )
+    fallback = control_panel_url_from_hub_url(getattr(launcher, "hub_url", ""))
+    return policy.exceeded(used, quota, fallback)
+
+
 async def check_launch(
     launcher, username: str, server_name: str, policy: QuotaPolicy
 ) -> None:
     """Raise a 409 with the quota message when the user is at the limit."""
     if not server_name:
         return  # the default server is not a project
-    model = await fetch_user(launcher, username)
-    if model is None:
-        return
-    quota = policy.limit_for(username, model["groups"])
-    used = count_projects(model["servers"])
-    if quota and used >= quota:
-        fallback = control_panel_url_from_hub_url(getattr(launcher, "hub_url", ""))
-        refusal = policy.exceeded(used, quota, fallback)
-        getattr(launcher, "log", app_log).info(
-            "Project quota: refused a launch for %s (%d of %d)", username, used, quota
-        )
+    refusal = await project_refusal(launcher, username, policy)
+    if refusal is not None:
         # "%s" keeps a "%" in the URL from breaking BinderHub's formatting
         raise web.HTTPError(409, "%s", refusal.message)
 

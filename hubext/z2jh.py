@@ -361,9 +361,30 @@ def _named_servers_on(c) -> bool:
     return os.environ.get("JUPYTERHUB_ALLOW_NAMED_SERVERS", "false") == "true"
 
 
+def prebuild_traits(hub: dict) -> dict:
+    """What BinderHub's check before the build needs of the hub's traits
+    (`hub_traits`): the quota, the resource policy and where repository
+    files are read from. The repository host tokens stay with the hub: a
+    private repository is checked by the hub only."""
+    spawner = hub.get("HubextSpawner", {})
+    quota_check = {
+        trait: spawner[trait]
+        for trait in ("resource_policy", "resources_file")
+        if trait in spawner
+    }
+    return {
+        "QuotaPolicy": hub.get("QuotaPolicy", {}),
+        "HubextLaunchQuota": quota_check,
+        "RepoFileFetcher": hub.get("RepoFileFetcher", {}),
+    }
+
+
 def configure_binderhub(c, path) -> dict:
-    """Configure BinderHub (``c``) to check the project quota before a launch,
-    with the same limits as the hub. Returns the settings read.
+    """Configure BinderHub (``c``) to refuse what the hub would refuse, with
+    the same limits as the hub: the project quota and the repository's
+    `.resources`, before the image build (`hubext.prebuild`), and the quota
+    again right before the launch (`hubext.binderhub`). Returns the
+    settings read.
 
     BinderHub's own named-server limit (``Launcher.named_server_limit_per_user``,
     from ``jupyterhub.hub.namedServerLimitPerUser``) counts running servers
@@ -373,6 +394,7 @@ def configure_binderhub(c, path) -> dict:
     never apply, so that fails here, at BinderHub's start.
     """
     from hubext.binderhub import pre_launch_hook
+    from hubext.prebuild import HubextLaunchQuota
 
     if not _named_servers_on(c):
         raise SettingsError(
@@ -383,7 +405,9 @@ def configure_binderhub(c, path) -> dict:
         )
     settings = read_yaml(path, "hubext settings") or {}
     traits = hub_traits(settings)
-    _set_traits(c, {"QuotaPolicy": traits.get("QuotaPolicy", {})})
+    _set_traits(c, prebuild_traits(traits))
+    # the same refusals before the build, shown once (hubext.prebuild)
+    c.BinderHub.launch_quota_class = HubextLaunchQuota
     c.Launcher.pre_launch_hook = pre_launch_hook
     c.Launcher.named_server_limit_per_user = 0
     _set_image_prefix(c, settings.get("imagePrefix"))

@@ -8,6 +8,7 @@ server. What the page shows is recorded for the scenario table.
 """
 
 import asyncio
+import time
 
 import pytest
 from kubernetes_asyncio import client
@@ -99,15 +100,46 @@ async def _stopped(hub, user, name):
     return not (server["ready"] or server["pending"])
 
 
-async def test_bad_resources_message_reaches_the_page(binderhub, git_server):
+async def test_refused_resources_fail_before_the_build(binderhub, git_server):
     git_server.add_commit("units", {".resources": b"cpur=1\nmemr=4G\n"})
+    git_server.add_commit("greedy", {".resources": b"cpul=32\n"})
     binder = await binderhub()
+    bob = await signed_in(binder, "bob")
+    policy = ResourcePolicy.from_dict(POLICY)
+    cases = [
+        ("units", b"cpur=1\nmemr=4G\n", "bad .resources (memr=4G at line 2)"),
+        ("greedy", b"cpul=32\n", "cpul=32 above the site maximum (16)"),
+    ]
+    for ref, content, scenario in cases:
+        with pytest.raises(ResourceFileError) as parsed:
+            parse_resources(content, policy)
+        started = time.monotonic()
+        result = await launch(bob, binder.spec(ref))
+        seconds = time.monotonic() - started
+        record(f"{scenario}, {seconds:.1f} s", result)
+        assert result.failed, result.text
+        # the hub's own message, once, from BinderHub's check before the
+        # build: no image built, no launch, no retries, no server made
+        assert result.final["message"] == parsed.value.message + "\n"
+        assert result.text.count(parsed.value.reason) == 1, result.text
+        assert "built" not in result.phases and "launching" not in result.phases
+        assert seconds < 10, result.text
+        assert await _no_projects(binder.hub, "bob")
+
+
+async def test_a_refusal_from_the_hub_reaches_the_page(binderhub, git_server):
+    # BinderHub configured without hubext's check before the build: the
+    # hub's refusal at spawn is what the page shows, after BinderHub's retries
+    git_server.add_commit("units", {".resources": b"cpur=1\nmemr=4G\n"})
+    binder = await binderhub(
+        binder_config="c.BinderHub.launch_quota_class = 'binderhub.quota.LaunchQuota'\n"
+    )
     bob = await signed_in(binder, "bob")
     with pytest.raises(ResourceFileError) as parsed:
         parse_resources(b"cpur=1\nmemr=4G\n", ResourcePolicy.from_dict(POLICY))
 
     result = await launch(bob, binder.spec("units"))
-    record("bad .resources (memr=4G at line 2)", result)
+    record("bad .resources, refused by the hub (no check before the build)", result)
     assert result.failed, result.text
     expected = f"Spawn failed: {parsed.value.message}"
     assert result.final["message"] == expected + "\n"
@@ -148,10 +180,16 @@ async def test_quota_concurrent_launches_at_four_of_five_then_the_sixth(binderhu
     # 5 of 5, two of them stopped (stopped projects count too): the 6th
     for name in names[:2]:
         await stop(hub, "dave", name)
+    started = time.monotonic()
     sixth = await launch(dave, binder.spec("HEAD"))
-    record("6th project (5 held, 2 of them stopped)", sixth)
+    seconds = time.monotonic() - started
+    record(f"6th project (5 held, 2 of them stopped), {seconds:.1f} s", sixth)
     assert sixth.failed, sixth.text
     assert sixth.final["message"] == message + "\n"
+    # refused before the build, once: no launch attempt, no retries
+    assert "launching" not in sixth.phases, sixth.text
+    assert sixth.text.count(message) == 1, sixth.text
+    assert seconds < 10, sixth.text
     assert sorted(await projects(hub, "dave")) == names
 
 
@@ -176,3 +214,4 @@ async def test_overlay_config_shows_hubext_message_over_binderhubs_own_limit(
         quota_message(2, 2, f"{binder.hub.url}/hub/home") + "\n"
     )
     assert "named servers" not in third.text  # BinderHub's own message
+    assert "launching" not in third.phases, third.text  # before the build

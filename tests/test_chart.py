@@ -494,7 +494,24 @@ def test_configure_binderhub_sets_the_hook_and_the_same_quota(tmp_path, full_set
     assert policy.limit_for("bob", ["teaching-staff"]) == 10
     assert policy.limit_for("alice", []) == 20
     assert policy.default_limit == 3
-    assert set(c) == {"Launcher", "BinderHub", "QuotaPolicy"}
+    # the check before the build (hubext.prebuild), with the hub's policy
+    # and hosts; repository host tokens stay with the hub
+    from hubext.prebuild import HubextLaunchQuota
+
+    assert c.BinderHub.launch_quota_class is HubextLaunchQuota
+    hub = z2jh.hub_traits(full_settings)
+    assert (
+        c.HubextLaunchQuota.resource_policy == hub["HubextSpawner"]["resource_policy"]
+    )
+    assert c.RepoFileFetcher.hosts == hub["RepoFileFetcher"]["hosts"]
+    assert "tokens" not in c.RepoFileFetcher
+    assert set(c) == {
+        "Launcher",
+        "BinderHub",
+        "QuotaPolicy",
+        "HubextLaunchQuota",
+        "RepoFileFetcher",
+    }
     assert c.BinderHub.image_prefix == "registry.example.edu/binder/binder-"
 
 

@@ -429,6 +429,17 @@ def test_binderhub_launches_named_servers_with_the_quota_hook(full):
     assert launcher["named_server_limit_per_user"] == 0
 
 
+def test_binderhub_refuses_before_the_build_what_the_hub_refuses(full):
+    assert full.binder["launch_quota_class"] == "hubext.prebuild.HubextLaunchQuota"
+    spawner = full.hub["spawner"]
+    assert full.binder["before_build"] == {
+        "resources_file": spawner["resources_file"],
+        "maxima": spawner["maxima"],
+        "defaults": spawner["defaults"],
+        "hosts": full.hub["repo_hosts"]["hosts"],
+    }
+
+
 def test_hub_and_binderhub_apply_the_same_quota(full):
     assert full.hub["quota"] == full.binder["quota"]
     assert full.hub["quota"]["limit_for"] == {
@@ -798,6 +809,7 @@ def effective_table(install: Install) -> str:
             "Launcher.pre_launch_hook",
             binder["launcher"]["pre_launch_hook"],
         ),
+        ("binderhub", "BinderHub.launch_quota_class", binder["launch_quota_class"]),
         ("binderhub", "BinderHub.image_prefix", binder["image_prefix"]),
         ("binderhub", "quota alice / staff / others", _limits(binder)),
     ]

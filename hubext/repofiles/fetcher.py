@@ -274,6 +274,7 @@ class RepoFileFetcher(LoggingConfigurable):
                 f"can allow the host in c.RepoFileFetcher.hosts.",
                 host=ref.host,
                 repo=ref.repo,
+                permanent=True,  # until the admins change the hub's config
             )
         kind = entry["provider"]
         if kind not in SERVES[ref.provider]:
@@ -282,6 +283,7 @@ class RepoFileFetcher(LoggingConfigurable):
                 f"{ref.provider} launch. Hub admins: fix its provider in "
                 "c.RepoFileFetcher.hosts.",
                 host=ref.host,
+                permanent=True,
             )
         cls = GitHost if ref.provider == "git" else HOST_KINDS[kind]
         extra = {"username": entry["username"]} if "username" in entry else {}

@@ -48,7 +48,8 @@ def host_key(url: str) -> str:
 
 
 def _fail(message: str, **fields) -> RepoFileError:
-    return RepoFileError(message, **fields)
+    # the same launch request is refused the same way every time
+    return RepoFileError(message, permanent=True, **fields)
 
 
 def _split_request(persistent: str) -> tuple[str, str, str]:

@@ -151,9 +151,22 @@ def binderhub() -> dict:
         hub_api_token=app.hub_api_token,
         create_user=not app.auth_enabled,
     )
+    from hubext.repofiles import RepoFileFetcher
+    from hubext.resources import ResourcePolicy
+
+    check = app.launch_quota_class(parent=app)
+    policy = ResourcePolicy.from_dict(getattr(check, "resource_policy", {}))
     return {
         "auth_enabled": app.auth_enabled,
         "image_prefix": app.image_prefix,
+        "launch_quota_class": qualname(app.launch_quota_class),
+        # what the check before the build refuses (hubext.prebuild)
+        "before_build": {
+            "resources_file": getattr(check, "resources_file", None),
+            "maxima": policy.maxima.as_dict(),
+            "defaults": policy.defaults.as_dict(),
+            "hosts": RepoFileFetcher(config=app.config).hosts,
+        },
         "hub_api_token": app.hub_api_token,
         "launcher": {
             "allow_named_servers": launcher.allow_named_servers,
