@@ -30,6 +30,7 @@ DOCS = ROOT / "docs"
 KNOWN_CLASSES = {
     "HubextSpawner": "hubext.spawner.HubextSpawner",
     "QuotaPolicy": "hubext.quota.QuotaPolicy",
+    "HubextLaunchQuota": "hubext.prebuild.HubextLaunchQuota",
     "RepoFileFetcher": "hubext.repofiles.RepoFileFetcher",
     "ControlPanel": "hubext.controlpanel.ControlPanel",
     "IdleService": "hubext.idle.IdleService",
