@@ -29,6 +29,7 @@ from traitlets import Bool, Float, Unicode, default
 from traitlets.config import Configurable
 
 from . import quota
+from .resources import KEYS, Resources
 from .idle.app import IdleService
 
 log = logging.getLogger(__name__)
@@ -284,24 +285,16 @@ def safe_href(url: str) -> str:
     return ""
 
 
-def _number(value) -> str:
-    return f"{float(value):g}"
-
-
 def resources_text(resources) -> str:
-    """ "2–4 CPU, 4–8 GB RAM, 1 GPU" from a launch record's resources."""
+    """ "CPU 2 (limit 4), RAM 4–8 GB, 1 GPU" from a launch record's
+    resources: the words of the launch page's resources line."""
     if not isinstance(resources, dict):
         return NO_VALUE
     try:
-        cpu = f"{_number(resources['cpur'])}–{_number(resources['cpul'])} CPU"
-        mem = f"{_number(resources['memr'])}–{_number(resources['meml'])} GB RAM"
-        gpu = int(resources.get("gpu", 0))
+        values = {key: resources[key] for key in KEYS if key != "gpu"}
+        return Resources(gpu=resources.get("gpu", 0), **values).summary()
     except (KeyError, TypeError, ValueError):
         return NO_VALUE
-    parts = [cpu, mem]
-    if gpu:
-        parts.append("1 GPU" if gpu == 1 else f"{gpu} GPUs")
-    return ", ".join(parts)
 
 
 _PUBLIC_KEY = re.compile(

@@ -1,6 +1,6 @@
 """A launch's life around KubeSpawner's start: what the user sees when it fails.
 
-Three mechanics that are not steps of building the pod:
+Four mechanics that are not steps of building the pod:
 
 - a refusal reaches the launch page: it becomes JupyterHub's user-facing
   spawn error (`spawn_error`), and it waits until someone follows the
@@ -10,10 +10,13 @@ Three mechanics that are not steps of building the pod:
   tail, instead of a start timeout minutes later (`start_unless_setup_fails`);
 - a refused BinderHub launch's server is removed as soon as the refusal was
   shown (`remove_later`): BinderHub retries under a new name 4 s later, and
-  each refused attempt left behind would count against the project quota.
+  each refused attempt left behind would count against the project quota;
+- the line on what the server was given reaches the page even when the
+  server is ready before its progress is read (`ready_with_granted`).
 """
 
 import asyncio
+import html
 from datetime import datetime, timedelta
 
 from .errors import UserFacingError
@@ -64,6 +67,26 @@ class ProgressWatch:
             await asyncio.wait_for(self._watched.wait(), timeout)
         except asyncio.TimeoutError:
             pass
+
+
+def ready_with_granted(spawner, event: dict) -> dict:
+    """The ready event, with the resources line when no earlier event could
+    carry it.
+
+    JupyterHub stops reading a start's progress events once the start is
+    done, so a server that is ready before anyone reads its progress (or
+    before the first event is taken) never shows that line; the ready event
+    always reaches the page. Used as the spawner's ``progress_ready_hook``.
+    """
+    if not spawner._granted or spawner._granted_shown:
+        return event
+    event = dict(event)
+    event["message"] = f"{spawner._granted}\n{event.get('message', '')}"
+    if "html_message" in event:
+        event["html_message"] = (
+            f"{html.escape(spawner._granted)}<br>{event['html_message']}"
+        )
+    return event
 
 
 def failed_init(pod: dict | None, since: datetime) -> str | None:

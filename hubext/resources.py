@@ -108,6 +108,14 @@ class Resources:
         """RAM limit in bytes (meml GiB)."""
         return round(self.meml * GIB)
 
+    def summary(self) -> str:
+        """ "CPU 2 (limit 4), RAM 2–4 GB, no GPU": what the launch page and
+        the control panel both say a server was given."""
+        cpu = f"CPU {format_number(self.cpur)} (limit {format_number(self.cpul)})"
+        ram = f"RAM {format_number(self.memr)}–{format_number(self.meml)} GB"
+        gpu = {0: "no GPU", 1: "1 GPU"}.get(self.gpu, f"{self.gpu} GPUs")
+        return f"{cpu}, {ram}, {gpu}"
+
     def kubespawner_options(self, gpu_resource: str = "nvidia.com/gpu") -> dict:
         """Values for the KubeSpawner traits of the same names.
 
@@ -122,6 +130,25 @@ class Resources:
             "mem_limit": self.mem_limit_bytes,
             "extra_resource_limits": gpus,
         }
+
+
+def granted_line(
+    resources: Resources, filename: str, commit: str | None, found: bool
+) -> str:
+    """The launch page's line on what the server was given, and from where.
+
+    `commit` is None for a launch that did not come from a repository (the
+    REST API, the control panel); `found` says whether the commit has the
+    file.
+    """
+    if commit is None:
+        return f"Resources: site defaults: {resources.summary()}"
+    if not found:
+        return (
+            f"Resources: site defaults, no {filename} in the repository at "
+            f"{commit[:7]}: {resources.summary()}"
+        )
+    return f"Resources from {filename} at {commit[:7]}: {resources.summary()}"
 
 
 def memory_quantity(n_bytes: int) -> str:

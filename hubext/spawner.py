@@ -28,7 +28,7 @@ from . import lifecycle, names, quota, sshkeys, storage
 from .errors import UserFacingError
 from .launchoptions import LaunchOptions, check_launch_options
 from .repofiles import RepoFileFetcher, parse_launch
-from .resources import ResourcePolicy, parse_resources
+from .resources import ResourcePolicy, granted_line, parse_resources
 
 #: Labels and annotations hubext puts on the pods it launches.
 COMMIT_LABEL = "hubext/commit"
@@ -338,6 +338,12 @@ class HubextSpawner(KubeSpawner):
 
     _watch = lifecycle.ProgressWatch()  # a new one per start
     _refused = False
+    _granted = ""  # the launch page's resources line (granted_line)
+    _granted_shown = False
+
+    @default("progress_ready_hook")
+    def _default_progress_ready_hook(self):
+        return lifecycle.ready_with_granted
 
     def start(self):
         self._watch = lifecycle.ProgressWatch()
@@ -348,9 +354,13 @@ class HubextSpawner(KubeSpawner):
         )
 
     async def progress(self):
-        """KubeSpawner's progress events; a refused server goes once they end."""
+        """What the server was given, then KubeSpawner's progress events; a
+        refused server goes once they end."""
         self._watch.watched()
         try:
+            if self._granted:
+                self._granted_shown = True
+                yield {"progress": 1, "message": self._granted}
             async for event in super().progress():
                 yield event
         finally:  # the hub writes the "failed" event right after this
@@ -362,6 +372,7 @@ class HubextSpawner(KubeSpawner):
 
     async def load_user_options(self):
         """The launch options checked, KubeSpawner's, then hubext's steps."""
+        self._granted, self._granted_shown = "", False
         try:
             self._accept_launch_options()
             await super().load_user_options()
@@ -463,7 +474,14 @@ class HubextSpawner(KubeSpawner):
             data = await self.repo_file_fetcher().fetch(
                 self.user_options, self.resources_file
             )
-        return parse_resources(data, self._policy, filename=self.resources_file)
+        resources = parse_resources(data, self._policy, filename=self.resources_file)
+        self._granted = granted_line(
+            resources,
+            self.resources_file,
+            launch.commit if launch else None,
+            found=data is not None,
+        )
+        return resources
 
     def _with_gpu(self, gpu_limits: dict) -> dict:
         """The admin's extra limits, with our GPU key set or removed."""

@@ -53,23 +53,51 @@ async def test_resources_at_a_branch_head_and_a_sha(
     binder = await binderhub()
     alice = await signed_in(binder, "alice")
     commits = git_server.commits
+    head, launched, none = commits["head"], commits["launched"], commits["none"]
     cases = [
-        # ref, the commit it resolves to, the requests of .resources there
-        ("lab", lab, {"cpu": "2", "memory": str(2 * GiB)}, "branch"),
-        ("HEAD", commits["head"], {"cpu": "1", "memory": str(8 * GiB)}, "HEAD"),
+        # ref, the commit it resolves to, the requests of .resources there,
+        # and the line the page shows about them
         (
-            commits["launched"],
-            commits["launched"],
+            "lab",
+            lab,
+            {"cpu": "2", "memory": str(2 * GiB)},
+            "branch",
+            f"Resources from .resources at {lab[:7]}: "
+            "CPU 2 (limit 4), RAM 2–4 GB, no GPU",
+        ),
+        (
+            "HEAD",
+            head,
+            {"cpu": "1", "memory": str(8 * GiB)},
+            "HEAD",
+            f"Resources from .resources at {head[:7]}: "
+            "CPU 1 (limit 8), RAM 8–16 GB, no GPU",
+        ),
+        (
+            launched,
+            launched,
             {"cpu": "1", "memory": str(4 * GiB)},
             "sha",
+            f"Resources from .resources at {launched[:7]}: "
+            "CPU 1 (limit 8), RAM 4–16 GB, no GPU",
+        ),
+        (
+            "none",
+            none,
+            {"cpu": "1", "memory": str(1 * GiB)},
+            "a commit without .resources",
+            f"Resources: site defaults, no .resources in the repository at "
+            f"{none[:7]}: CPU 1 (limit 8), RAM 1–16 GB, no GPU",
         ),
     ]
-    # three tabs at once: each ref resolved by BinderHub, each pod on its own
+    # four tabs at once: each ref resolved by BinderHub, each pod on its own
     results = await asyncio.gather(
         *(launch(alice, binder.spec(ref)) for ref, *_ in cases)
     )
-    for (ref, sha, requests, what), result in zip(cases, results, strict=True):
+    for (ref, sha, requests, what, line), result in zip(cases, results, strict=True):
         record(f"launch at {what} ({ref[:12]})", result)
+        # once, as the page shows it, before the server's own progress
+        assert result.text.count(line + "\n") == 1, result.text
         assert result.ready, f"{result.text}\n{binder.hub.log_text()[-3000:]}"
         assert result.phases[:3] == ["waiting", "built", "launching"], result.phases
         assert result.final["url"].startswith(

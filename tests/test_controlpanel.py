@@ -107,7 +107,7 @@ def test_servers_become_rows(hub_db):
     )
     assert (wave.commit, wave.short_commit) == (SHA, "0123456")
     assert wave.ref_href == f"https://github.com/physics/wave-lab/tree/{SHA}"
-    assert wave.resources == "2–4 CPU, 4–8 GB RAM, 1 GPU"
+    assert wave.resources == "CPU 2 (limit 4), RAM 4–8 GB, 1 GPU"
     assert wave.last_activity == "2025-03-01T12:00:00Z"
     assert wave.remove_at == "2025-03-08T12:00:00Z"
     assert wave.remove_at_text == "2025-03-08 12:00 UTC"
@@ -294,14 +294,14 @@ def test_safe_href(url, href):
 @pytest.mark.parametrize(
     "resources, text",
     [
-        (RESOURCES, "2–4 CPU, 4–8 GB RAM, 1 GPU"),
+        (RESOURCES, "CPU 2 (limit 4), RAM 4–8 GB, 1 GPU"),
         (
             {"gpu": 0, "cpur": 1.0, "cpul": 8.0, "memr": 1.0, "meml": 16.0},
-            "1–8 CPU, 1–16 GB RAM",
+            "CPU 1 (limit 8), RAM 1–16 GB, no GPU",
         ),
         (
             {"gpu": 2, "cpur": 0.5, "cpul": 1, "memr": 0.5, "meml": 2},
-            "0.5–1 CPU, 0.5–2 GB RAM, 2 GPUs",
+            "CPU 0.5 (limit 1), RAM 0.5–2 GB, 2 GPUs",
         ),
         ({"cpur": 1}, "—"),
         (None, "—"),
@@ -400,7 +400,7 @@ def test_template_shows_the_panel(hub_db):
     assert "5 of 5 projects" in html
     assert 'id="hubext-limit-hint"\n           class="alert alert-warning"' in html
     assert f'href="https://github.com/physics/wave-lab/tree/{SHA}"' in html
-    assert "2–4 CPU, 4–8 GB RAM, 1 GPU" in html
+    assert "CPU 2 (limit 4), RAM 4–8 GB, 1 GPU" in html
     assert "removed after" in html and "2025-03-08 12:00 UTC" in html
     assert KEY in html
     # the classes JupyterHub's home.js drives, on every project row

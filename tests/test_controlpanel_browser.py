@@ -112,7 +112,7 @@ async def test_control_panel_in_a_browser(hubext_hub, browser, kube_api, k8s_nam
     assert commit.text == SHA[:7]
     assert commit.get_attribute("href") == f"https://github.com/{REPO}/tree/{SHA}"
     resources = first.find_element(By.CSS_SELECTOR, ".hubext-resources").text
-    assert resources == "2–4 CPU, 4–8 GB RAM, 1 GPU"  # the file at SHA
+    assert resources == "CPU 2 (limit 4), RAM 4–8 GB, 1 GPU"  # the file at SHA
     removal = first.find_element(By.CSS_SELECTOR, ".hubext-removal")
     assert removal.text.startswith("removed after ") and removal.text.endswith(
         " UTC if idle"

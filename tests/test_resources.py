@@ -17,6 +17,7 @@ from hubext.resources import (
     ResourcePolicy,
     Resources,
     cpu_quantity,
+    granted_line,
     memory_quantity,
     parse_resources,
 )
@@ -619,3 +620,31 @@ def test_accepted_numbers_are_exact(values, policy):
     assert_within_policy(result, policy)
     for key, value in values.items():
         assert getattr(result, key) == float(value)
+
+
+@pytest.mark.parametrize(
+    "data, commit, line",
+    [
+        (
+            b"cpur=2\ncpul=4\nmemr=2\nmeml=4\n",
+            "1a2b3c4d" * 5,
+            "Resources from .resources at 1a2b3c4: CPU 2 (limit 4), RAM 2–4 GB, no GPU",
+        ),
+        (
+            b"gpu=1\nmemr=0.5\n",
+            "1a2b3c4d" * 5,
+            "Resources from .resources at 1a2b3c4: CPU 1 (limit 8), RAM 0.5–16 GB, 1 GPU",
+        ),
+        (
+            None,
+            "1a2b3c4d" * 5,
+            "Resources: site defaults, no .resources in the repository at 1a2b3c4: "
+            "CPU 1 (limit 8), RAM 1–16 GB, no GPU",
+        ),
+        (None, None, "Resources: site defaults: CPU 1 (limit 8), RAM 1–16 GB, no GPU"),
+    ],
+)
+def test_granted_line_says_what_and_from_where(data, commit, line):
+    policy = ResourcePolicy.from_dict({"maxima": {"gpu": 2}})
+    resources = parse_resources(data, policy)
+    assert granted_line(resources, ".resources", commit, data is not None) == line
