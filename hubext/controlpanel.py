@@ -29,8 +29,8 @@ from traitlets import Bool, Float, Unicode, default
 from traitlets.config import Configurable
 
 from . import quota
-from .resources import KEYS, Resources
 from .idle.app import IdleService
+from .resources import KEYS, Resources
 
 log = logging.getLogger(__name__)
 
