@@ -29,6 +29,7 @@ from tests.helpers.browser import (
 pytestmark = [
     pytest.mark.cluster,
     pytest.mark.hub,
+    pytest.mark.hub_version,
     pytest.mark.browser,
     pytest.mark.slow,
 ]

@@ -19,7 +19,12 @@ from tests.fixtures.binderhub import launch, record, signed_in
 from tests.fixtures.hubext_hub import POLICY
 from tests.helpers.launch import wait_for
 
-pytestmark = [pytest.mark.cluster, pytest.mark.hub, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.hub,
+    pytest.mark.hub_version,
+    pytest.mark.slow,
+]
 
 GiB = 1024**3
 

@@ -73,6 +73,7 @@ async def test_helm_installs_the_chart_into_the_cluster(
 
 
 @pytest.mark.hub
+@pytest.mark.hub_version
 @pytest.mark.slow
 async def test_a_hub_configured_from_the_installed_chart_launches(
     helm, kubeconfig, kube_api, k8s_namespace, forge, hub_factory, test_kubelet

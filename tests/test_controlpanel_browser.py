@@ -28,6 +28,7 @@ from tests.helpers.launch import binder_user_options, launch, server_name, wait_
 pytestmark = [
     pytest.mark.cluster,
     pytest.mark.hub,
+    pytest.mark.hub_version,
     pytest.mark.browser,
     pytest.mark.slow,
 ]

@@ -216,6 +216,7 @@ async def populate(hub):
 
 
 @pytest.mark.hub
+@pytest.mark.hub_version
 async def test_pass_removes_idle_named_servers_only(hub_factory, tmp_path, week_later):
     hub = await hub_factory(idle_config())
     await populate(hub)
@@ -267,6 +268,7 @@ class Webhook:
 
 
 @pytest.mark.hub
+@pytest.mark.hub_version
 async def test_notice_once_across_restarts(hub_factory, tmp_path, week_later):
     hub = await hub_factory(idle_config())
     await add_server(hub, "carol", "thesis")
@@ -303,6 +305,7 @@ async def test_notice_once_across_restarts(hub_factory, tmp_path, week_later):
 
 
 @pytest.mark.hub
+@pytest.mark.hub_version
 async def test_failing_notice_hook_is_retried_and_blocks_nothing(
     hub_factory, tmp_path, week_later
 ):
@@ -316,6 +319,7 @@ async def test_failing_notice_hook_is_retried_and_blocks_nothing(
 
 
 @pytest.mark.hub
+@pytest.mark.hub_version
 async def test_503s_during_a_pass_are_retried(hub_factory, tmp_path, week_later):
     hub = await hub_factory(idle_config())
     for i in range(3):
@@ -342,6 +346,7 @@ async def test_503s_during_a_pass_are_retried(hub_factory, tmp_path, week_later)
 
 
 @pytest.mark.hub
+@pytest.mark.hub_version
 async def test_hub_restart_during_a_pass(hub_factory, tmp_path, week_later):
     hub = await hub_factory(idle_config())
     names = [f"r{i}" for i in range(8)]
@@ -379,6 +384,7 @@ def token_for(scope):
 
 
 @pytest.mark.hub
+@pytest.mark.hub_version
 @pytest.mark.skipif(
     JUPYTERHUB_MAJOR < 6,
     reason="needs a server created without starting (PUT), new in JupyterHub 6",
@@ -459,6 +465,7 @@ async def test_a_proxy_404_is_not_read_as_server_gone(tmp_path):
 
 
 @pytest.mark.hub
+@pytest.mark.hub_version
 async def test_a_slow_stop_is_waited_for(hub_factory, tmp_path, week_later):
     """A stop answered 202 (still stopping): the service waits for it to end,
     with what both JupyterHub 5 and 6 offer."""

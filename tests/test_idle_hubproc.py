@@ -5,7 +5,7 @@ import json
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-pytestmark = [pytest.mark.hub]
+pytestmark = [pytest.mark.hub, pytest.mark.hub_version]
 
 
 async def _server(hub, user, name):

@@ -19,7 +19,7 @@ from hubext.idle import clock
 from hubext.idle.clock import parse_iso
 from tests.test_idle import SERVICE_TOKEN, WEEK, add_server, servers_of, service
 
-pytestmark = [pytest.mark.hub]
+pytestmark = [pytest.mark.hub, pytest.mark.hub_version]
 
 #: the role the docs give a service that confirms with the server
 CONFIRM_SCOPES = [

@@ -16,7 +16,12 @@ from hubext import names
 from tests.fixtures.hubext_hub import REPO, SHA
 from tests.helpers.launch import binder_user_options, launch, progress, server_name
 
-pytestmark = [pytest.mark.cluster, pytest.mark.hub, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.hub,
+    pytest.mark.hub_version,
+    pytest.mark.slow,
+]
 
 BOB_KEY = {"valueFrom": {"secretKeyRef": {"name": "bob-ssh-key", "key": "ssh.priv"}}}
 HUB_SECRET = {

@@ -38,6 +38,10 @@ from devstack import mountns
 from hubext import chart, z2jh
 from hubext.idle.app import IdleService
 
+# the official images run JupyterHub 5 (z2jh 4.2.0's hub image: 5.3.0), so
+# their config files run again on it (dev/test)
+pytestmark = [pytest.mark.hub_version]
+
 ROOT = Path(__file__).resolve().parent.parent
 HUBEXT_CHART = ROOT / "charts" / "hubext"
 FULL = HUBEXT_CHART / "ci" / "full-values.yaml"

@@ -29,7 +29,7 @@ from hubext.quota import quota_message
 JUPYTERHUB_MAJOR = int(jupyterhub.__version__.split(".")[0])
 
 
-pytestmark = [pytest.mark.hub, pytest.mark.slow]
+pytestmark = [pytest.mark.hub, pytest.mark.hub_version, pytest.mark.slow]
 
 HUB_CONFIG = """
 from hubext.quota import named_server_limit

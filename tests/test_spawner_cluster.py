@@ -173,6 +173,7 @@ BAD_FILES = [
 ]
 
 
+@pytest.mark.hub_version
 async def test_bad_resources_files_reach_the_launch_page(hubext_hub, core, forge):
     hub = await hubext_hub(limit=0)
     await hub.api("POST", "/users/carol")
@@ -204,6 +205,7 @@ async def test_smallest_requests_reach_the_pod(hubext_hub, core, forge, k8s_name
     assert resources.limits == {"cpu": "8", "memory": str(16 * 1024**3)}
 
 
+@pytest.mark.hub_version
 async def test_unreachable_or_disallowed_repo_host_is_explained(hubext_hub, forge):
     hub = await hubext_hub()
     await hub.api("POST", "/users/dave")
@@ -215,6 +217,7 @@ async def test_unreachable_or_disallowed_repo_host_is_explained(hubext_hub, forg
     assert not any("org/x" in uri for _, uri, _ in forge.requests)
 
 
+@pytest.mark.hub_version
 async def test_image_outside_the_allowed_registry_is_refused(hubext_hub):
     hub = await hubext_hub()
     await hub.api("POST", "/users/erin")
@@ -225,6 +228,7 @@ async def test_image_outside_the_allowed_registry_is_refused(hubext_hub):
     assert "is not one this hub launches" in event["message"]
 
 
+@pytest.mark.hub_version
 async def test_spawner_guard_refuses_a_start_over_the_quota(
     hubext_hub, core, k8s_namespace
 ):
@@ -243,6 +247,7 @@ async def test_spawner_guard_refuses_a_start_over_the_quota(
     assert len(await _pods(core, k8s_namespace, "frank")) == 1
 
 
+@pytest.mark.hub_version
 async def test_stop_and_delete_leave_claim_and_key(hubext_hub, core, k8s_namespace):
     hub = await hubext_hub()
     await hub.api("POST", "/users/grace")
@@ -271,6 +276,7 @@ async def test_stop_and_delete_leave_claim_and_key(hubext_hub, core, k8s_namespa
     await core.read_namespaced_secret("grace-ssh-key", k8s_namespace)
 
 
+@pytest.mark.hub_version
 async def test_private_key_stays_out_of_logs_database_and_api(
     hubext_hub, core, k8s_namespace
 ):
@@ -295,6 +301,7 @@ async def test_private_key_stays_out_of_logs_database_and_api(
     assert private not in str(model["servers"][name].get("user_options"))
 
 
+@pytest.mark.hub_version
 async def test_cluster_refusal_reaches_the_launch_page(hubext_hub, core, k8s_namespace):
     # A namespace quota that allows no claims: the admins' to fix, so the
     # user is told what failed and whom to ask, and no pod is made.
@@ -318,6 +325,7 @@ async def test_cluster_refusal_reaches_the_launch_page(hubext_hub, core, k8s_nam
     assert await _pods(core, k8s_namespace, "ivan") == []
 
 
+@pytest.mark.hub_version
 async def test_failed_setup_step_reaches_the_launch_page(hubext_hub, core):
     # A site's own init container that fails: without hubext the user would
     # wait start_timeout (60 s here) for "did not start in 60 seconds".
@@ -343,6 +351,7 @@ async def test_failed_setup_step_reaches_the_launch_page(hubext_hub, core):
     assert loop.time() - began < 45  # well before start_timeout
 
 
+@pytest.mark.hub_version
 async def test_refused_launches_do_not_use_up_the_quota(hubext_hub, forge):
     # BinderHub names each attempt anew and retries four times: refused
     # attempts that stayed behind would fill a quota of 2 at once.
@@ -371,6 +380,7 @@ async def test_refused_launches_do_not_use_up_the_quota(hubext_hub, forge):
     assert name in model["servers"]
 
 
+@pytest.mark.hub_version
 async def test_a_retry_never_meets_the_attempt_before_it(hubext_hub, forge):
     """BinderHub retries a refused launch under a new name 4 s after the
     failure (`Launcher.retry_delay`); with one project of two the retry must
