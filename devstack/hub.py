@@ -8,34 +8,31 @@ environment variables that the config reads.
 import asyncio
 import os
 import signal
-import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from .net import free_port, port_is_free
-from .proc import die_with_parent
+from .proc import Service
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG = REPO_ROOT / "jupyterhub_config.py"
 NAMESPACE = "hubext-dev"
 PUBLIC_PORT = 8000
-
-
-class HubError(RuntimeError):
-    """The hub did not come up; the message ends with its log."""
+#: what `python -m devstack up` adds to the hub's config (BinderHub as its
+#: service), a file `jupyterhub_config.py` loads when this names one
+EXTRA_CONFIG_ENV = "HUBEXT_EXTRA_CONFIG"
 
 
 def _port(preferred: int) -> int:
     return preferred if port_is_free("127.0.0.1", preferred) else free_port()
 
 
-def hub_environment(kubeconfig: Path, state: Path) -> dict:
-    """What `jupyterhub_config.py` reads to run against the local stack."""
+def hub_environment(kubeconfig: Path, state: Path, extra: dict | None = None) -> dict:
+    """What `jupyterhub_config.py` reads to run against the local stack;
+    then `extra`."""
     env = dict(os.environ)
     env.update(
         KUBECONFIG=str(kubeconfig),
@@ -50,6 +47,7 @@ def hub_environment(kubeconfig: Path, state: Path) -> dict:
             + [env.get("PATH", "")]
         ),
     )
+    env.update(extra or {})
     return env
 
 
@@ -61,62 +59,41 @@ async def ensure_namespace(api) -> None:
             raise
 
 
-class Hub:
+class Hub(Service):
     """One JupyterHub process; `start()` returns once its API answers."""
 
-    def __init__(self, kubeconfig: Path, state: Path):
-        self.state = state
-        self.env = hub_environment(kubeconfig, state)
+    what = "JupyterHub"
+
+    def __init__(self, kubeconfig: Path, state: Path, extra: dict | None = None):
+        super().__init__(
+            state, "jupyterhub.log", hub_environment(kubeconfig, state, extra)
+        )
         self.url = self.env["HUBEXT_HUB_URL"]
-        self.log_path = state / "jupyterhub.log"
-        self.proc = None
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/hub/api"
 
     def start(self, timeout: float = 60) -> None:
-        self.state.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG)],
-                cwd=self.state,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
-        self._wait_ready(timeout)
+        argv = [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG)]
+        self.spawn(argv, self.api_url, timeout)
 
-    def _wait_ready(self, timeout: float) -> None:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise HubError(f"JupyterHub exited; its log:\n{self._tail()}")
-            try:
-                urllib.request.urlopen(f"{self.url}/hub/api", timeout=2)
-                return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.5)
-        raise HubError(f"JupyterHub did not answer in {timeout}s:\n{self._tail()}")
-
-    def _tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
+    def stop(self, grace: float = 45) -> None:
+        """Stop the hub; it stops the user servers and its proxy first, which
+        can take half a minute. The proxy runs in a session of its own, so a
+        hub that had to be killed leaves it: it is stopped by its pid file."""
+        super().stop(grace)
         try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            pid = int((self.state / "jupyterhub-proxy.pid").read_text())
+            if b"configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            pass  # the hub stopped it, as it should
 
 
-async def start(api, kubeconfig: Path, state: Path) -> Hub:
-    """Create the hub's namespace and start the hub."""
+async def start(api, kubeconfig: Path, state: Path, extra: dict | None = None) -> Hub:
+    """Create the hub's namespace and start the hub (`extra`: more env)."""
     await ensure_namespace(api)
-    hub = Hub(kubeconfig, state)
+    hub = Hub(kubeconfig, state, extra)
     await asyncio.to_thread(hub.start)
     return hub

@@ -1,44 +1,13 @@
-"""Run the real BinderHub web app on loopback, for the tests.
+"""BinderHub's entry point for the tests: devstack's, so there is one copy.
 
-``python -m tests.helpers.binderhub_app -f binderhub_config.py`` is
-BinderHub's own entry point (``binderhub.app.BinderHub``: its handlers,
-launcher, OAuth with the hub, launch page and event stream), with two
-differences, both here and nowhere else:
-
-- it listens on 127.0.0.1 only (BinderHub itself binds every interface);
-- `InstantBuild` stands in for the image build, and only for that:
-  no image is built here (no Docker, no repo2docker, no registry), so it
-  reports the image as built at once, and BinderHub goes on to launch it as
-  it would after a real build.
+``python -m devstack.binderhub_app -f binderhub_config.py`` runs BinderHub
+on loopback with `InstantBuild` standing in for the image build only; see
+`devstack.binderhub_app`. The names stay importable from here.
 """
 
-import tornado.ioloop
-from binderhub.app import BinderHub
-from binderhub.build import BuildExecutor, ProgressEvent
-from tornado.httpserver import HTTPServer
+from devstack.binderhub_app import InstantBuild, LoopbackBinderHub
 
-LOOPBACK = "127.0.0.1"
-
-
-class InstantBuild(BuildExecutor):
-    """Stand-in for the image build (only): the image counts as built."""
-
-    def submit(self):
-        self.progress(
-            ProgressEvent.Kind.BUILD_STATUS_CHANGE, ProgressEvent.BuildStatus.BUILT
-        )
-
-
-class LoopbackBinderHub(BinderHub):
-    """BinderHub, listening on 127.0.0.1 instead of every interface."""
-
-    def start(self, run_loop=True):
-        self.log.info("BinderHub starting on %s:%i", LOOPBACK, self.port)
-        self.http_server = HTTPServer(self.tornado_app, xheaders=True)
-        self.http_server.listen(self.port, address=LOOPBACK)
-        if run_loop:
-            tornado.ioloop.IOLoop.current().start()
-
+__all__ = ["InstantBuild", "LoopbackBinderHub"]
 
 if __name__ == "__main__":
     LoopbackBinderHub.launch_instance()
