@@ -39,6 +39,7 @@ c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 # --- project quota (hubext.quota) ------------------------------------------------
 # The hub refuses a 6th project with hubext's message; BinderHub's
 # pre_launch_hook (hubext.binderhub) shows the same text on the launch page.
+# (The local stack's BinderHub has the same limit: devstack/binderhub.py.)
 c.JupyterHub.named_server_limit_per_user = named_server_limit
 c.QuotaPolicy.default_limit = 5
 c.QuotaPolicy.user_limits = {}
@@ -78,8 +79,9 @@ c.HubextSpawner.notebook_uid = 1000
 
 # --- reading .resources from the launched repository (hubext.repofiles) ---------
 # The local stack reaches no outside host, so no repository host is allowed
-# here: launches without BinderHub's options use the defaults. A deployment
-# lists its hosts, e.g. {"github.com": {"provider": "github"}}.
+# here; `python -m devstack up` allows its loopback git server below. Launches
+# without BinderHub's options use the defaults. A deployment lists its hosts,
+# e.g. {"github.com": {"provider": "github"}}.
 c.RepoFileFetcher.hosts = {}
 c.RepoFileFetcher.tokens = {}
 c.RepoFileFetcher.timeout = 10.0
@@ -125,3 +127,12 @@ from hubext.controlpanel import configure as configure_control_panel  # noqa: E4
 configure_control_panel(c)
 c.ControlPanel.show_ssh_key = True
 c.ControlPanel.date_format = "%Y-%m-%d %H:%M UTC"
+
+# --- BinderHub, the hub's authenticated service ----------------------------------
+# `python -m devstack up` runs BinderHub next to the hub and writes the hub's
+# side of it to the file named by HUBEXT_EXTRA_CONFIG: the `binder` service
+# with its API token and OAuth client, the roles BinderHub's chart gives it
+# and users, and the sample git server as the one repository host (see
+# devstack/binderhub.py). On Kubernetes, BinderHub's chart sets the same.
+if os.environ.get("HUBEXT_EXTRA_CONFIG"):
+    load_subconfig(os.environ["HUBEXT_EXTRA_CONFIG"])  # noqa: F821 (JupyterHub's)
