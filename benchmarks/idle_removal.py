@@ -7,7 +7,11 @@ stopped; an `--idle` fraction last active 8-30 days ago, the rest 0-5 days
 ago. Each tool then makes one full pass with a 7-day timeout against an
 identical copy of that database, through a loopback proxy that counts the
 hub API requests. Printed side by side: wall time, hub API requests, servers
-removed, idle servers left behind.
+removed, idle servers left behind, time per removal.
+
+Two phases, each with its own hub state: "full" as above, and "equal",
+where every idle server is running, so the culler (which sees running
+servers only) has the same removals as hubext-idle: equal work.
 
     python benchmarks/idle_removal.py --users 5000 --servers 10000
 """
@@ -55,8 +59,21 @@ asyncio.run(cull_idle(
 TIMEOUT = 7 * 24 * 3600
 
 
-def populate(db_url: str, users: int, servers: int, running: float, idle: float):
-    """Write users and named servers into the hub database; return the plan."""
+def populate(
+    db_url: str,
+    users: int,
+    servers: int,
+    running: float,
+    idle: float,
+    idle_running: bool = False,
+):
+    """Write users and named servers into the hub database; return the plan.
+
+    ``idle_running``: every idle server is running (the equal-work state:
+    the culler, which sees running servers only, then has the same
+    removals as hubext-idle); the others are running at the ``running``
+    fraction.
+    """
     rng = random.Random(42)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     db = orm.new_session_factory(db_url)()
@@ -75,7 +92,8 @@ def populate(db_url: str, users: int, servers: int, running: float, idle: float)
         spawner = orm.Spawner(
             user=user, name=name, last_activity=seen, started=seen, state={}
         )
-        if rng.random() < running:
+        runs = rng.random() < running  # drawn in both states: same idle set
+        if runs or (is_idle and idle_running):
             spawner.server = orm.Server(
                 ip="127.0.0.1", port=1, base_url=f"/user/{user.name}/{name}/"
             )
@@ -146,13 +164,20 @@ async def one_run(hub, pristine: Path, db: Path, tool: str, argv, env, proxy):
     return result
 
 
-async def bench(users: int, servers: int, running: float, idle: float, workdir):
+async def bench(
+    users: int,
+    servers: int,
+    running: float,
+    idle: float,
+    workdir,
+    idle_running: bool = False,
+):
     """Build the hub state once, then one pass of each tool on a fresh copy."""
     hub = make_hub(HUB_CONFIG, workdir=workdir)
     db = hub.dir / "jupyterhub.sqlite"
     await hub.start()  # creates the schema, roles and the service
     await hub.stop()
-    plan = populate(f"sqlite:///{db}", users, servers, running, idle)
+    plan = populate(f"sqlite:///{db}", users, servers, running, idle, idle_running)
     pristine = hub.dir / "pristine.sqlite"
     shutil.copy(db, pristine)
     proxy = CountingProxy(hub.url)
@@ -176,21 +201,29 @@ async def bench(users: int, servers: int, running: float, idle: float, workdir):
     return plan, results
 
 
-def table(users, servers, plan, results) -> str:
+def table(title, users, servers, plan, results) -> str:
     idle = plan["idle_running"] + plan["idle_stopped"]
     lines = [
-        f"{users} users, {servers} named servers ({plan['running']} running); "
-        f"idle > 7 days: {plan['idle_running']} running + "
-        f"{plan['idle_stopped']} stopped = {idle}",
+        f"{title}: {users} users, {servers} named servers "
+        f"({plan['running']} running); idle > 7 days: {plan['idle_running']} "
+        f"running + {plan['idle_stopped']} stopped = {idle}",
         "",
-        f"{'tool':<24} {'wall s':>8} {'API requests':>13} {'removed':>8} {'idle left':>10}",
+        f"{'tool':<24} {'wall s':>8} {'API requests':>13} {'removed':>8} "
+        f"{'idle left':>10} {'ms per removal':>15}",
     ]
     for r in results:
+        per = f"{1000 * r['wall'] / r['removed']:.1f}" if r["removed"] else "-"
         lines.append(
             f"{r['tool']:<24} {r['wall']:>8.1f} {r['requests']:>13} "
-            f"{r['removed']:>8} {r['idle_left']:>10}"
+            f"{r['removed']:>8} {r['idle_left']:>10} {per:>15}"
         )
     return "\n".join(lines)
+
+
+#: The two states: as a hub holds them (stopped idle projects included, which
+#: only hubext-idle removes), and equal work (every idle project running, so
+#: both tools remove the same servers).
+PHASES = {"full": False, "equal": True}
 
 
 def main(argv=None) -> dict:
@@ -199,16 +232,34 @@ def main(argv=None) -> dict:
     parser.add_argument("--servers", type=int, default=10000)
     parser.add_argument("--running", type=float, default=0.3, help="fraction")
     parser.add_argument("--idle", type=float, default=0.5, help="fraction")
+    parser.add_argument(
+        "--phase",
+        choices=[*PHASES, "both"],
+        default="both",
+        help="full: the --running fraction of servers running, idle or not; "
+        "equal: every idle server running (the same removals for both tools)",
+    )
     parser.add_argument("--workdir", help="hub directory (default: a temp dir)")
     args = parser.parse_args(argv)
     workdir = args.workdir or os.path.join(
         os.environ.get("TMPDIR", "/tmp"), f"hubext-idle-bench-{os.getpid()}"
     )
-    plan, results = asyncio.run(
-        bench(args.users, args.servers, args.running, args.idle, workdir)
-    )
-    print(table(args.users, args.servers, plan, results))
-    return {"plan": plan, "results": results}
+    phases = list(PHASES) if args.phase == "both" else [args.phase]
+    out = {}
+    for phase in phases:
+        plan, results = asyncio.run(
+            bench(
+                args.users,
+                args.servers,
+                args.running,
+                args.idle,
+                os.path.join(workdir, phase),
+                idle_running=PHASES[phase],
+            )
+        )
+        print(table(phase, args.users, args.servers, plan, results) + "\n", flush=True)
+        out[phase] = {"plan": plan, "results": results}
+    return out
 
 
 if __name__ == "__main__":
