@@ -46,26 +46,20 @@ class Printed:
     proc: subprocess.Popen
     text: str
 
-    def find(self, pattern: str) -> str:
-        match = re.search(pattern, self.text)
-        assert match, f"{pattern!r} not in the output:\n{self.text}"
+    def find(self, what: str) -> str:
+        """The URL (or path) printed for `what`, a key of `PRINTED`."""
+        match = re.search(PRINTED[what], self.text)
+        assert match, f"no {what} in the output:\n{self.text}"
         return match.group(1)
 
-    @property
-    def binder_url(self) -> str:
-        return self.find(r"open BinderHub:\s+(http://\S+?)/?\n")
 
-    @property
-    def sample_url(self) -> str:
-        return self.find(r"sample repository's URL:\s+(http://\S+)\n")
-
-    @property
-    def hub_url(self) -> str:
-        return self.find(r"hub:\s+(http://\S+)/hub/login\n")
-
-    @property
-    def kubeconfig(self) -> str:
-        return self.find(r"kubeconfig: (\S+)\n")
+#: where the printed usage names each URL and file
+PRINTED = {
+    "binder": r"open BinderHub:\s+(http://\S+?)/?\n",
+    "sample": r"sample repository's URL:\s+(http://\S+)\n",
+    "hub": r"hub:\s+(http://\S+)/hub/login\n",
+    "kubeconfig": r"kubeconfig: (\S+)\n",
+}
 
 
 def _read_lines(stream, lines: queue.Queue) -> None:
@@ -139,27 +133,28 @@ async def pod_of(kubeconfig: str, user: str, server: str):
 
 
 async def test_dev_up_serves_binderhub_and_the_sample_repository(dev_up):
-    binder_url, hub_url = dev_up.binder_url, dev_up.hub_url
+    binder_url, hub_url = dev_up.find("binder"), dev_up.find("hub")
+    sample_url, kubeconfig = dev_up.find("sample"), dev_up.find("kubeconfig")
     # cookies are kept per host: BinderHub's must not reach the hub's pages
     assert urlsplit(binder_url).hostname != urlsplit(hub_url).hostname
-    for url in (binder_url, hub_url, dev_up.sample_url):
+    for url in (binder_url, hub_url, sample_url):
         assert urlsplit(url).hostname.startswith("127."), url
 
     versions = requests.get(f"{binder_url}/versions", timeout=10)
     assert versions.status_code == 200, versions.text
     assert "binderhub" in versions.json()
 
-    refs = git_ls_remote(dev_up.sample_url)
+    refs = git_ls_remote(sample_url)
     assert re.search(r"^[0-9a-f]{40}\trefs/heads/main$", refs, re.M), refs
 
     # the quick start: sign in, paste the sample URL, launch
     binder = SimpleNamespace(url=binder_url, hub=SimpleNamespace(url=hub_url))
     session = await signed_in(binder, "newcomer")
-    result = await launch(session, f"git/{quote(dev_up.sample_url, safe='')}/HEAD")
+    result = await launch(session, f"git/{quote(sample_url, safe='')}/HEAD")
     assert result.ready, result.text
     assert result.final["url"].startswith(f"{hub_url}/user/newcomer/"), result.final
 
-    pod = await pod_of(dev_up.kubeconfig, "newcomer", result.server_name)
+    pod = await pod_of(kubeconfig, "newcomer", result.server_name)
     [notebook] = [c for c in pod.spec.containers if c.name == "notebook"]
     assert notebook.resources.requests == SAMPLE_REQUESTS
     assert notebook.resources.limits == SAMPLE_LIMITS
