@@ -868,7 +868,13 @@ NOT_RUN = {
     "helm repo add": "reaches the chart repository on the internet",
     "helm repo update": "reaches the chart repository on the internet",
     "python -m pip install build": "installs from the package index",
-    "python -m build": "fetches its build backend from the package index",
+    "python -m build": "fetches its build backend from the package index; "
+    "dev/release-check runs it",
+    "docker build": "needs a Docker daemon and the base images from their "
+    "registry; dev/release-check lints the Dockerfiles and runs their install "
+    "step against each image's pinned requirements",
+    "docker push": "reaches the site's image registry",
+    "helm package": "dev/release-check runs it",
     "kubectl": "the local control plane has no controllers to restart pods",
 }
 #: Run by test_chart_cluster.py against the local API server.
