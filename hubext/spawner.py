@@ -24,7 +24,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
 
-from . import lifecycle, names, quota, sshkeys, storage
+from . import known, lifecycle, names, quota, sshkeys, storage
 from .errors import UserFacingError
 from .launchoptions import LaunchOptions, check_launch_options
 from .repofiles import RepoFileFetcher, parse_launch
@@ -34,6 +34,8 @@ from .resources import ResourcePolicy, granted_line, parse_resources
 COMMIT_LABEL = "hubext/commit"
 REPO_ANNOTATION = "hubext/repo-url"
 RESOURCES_ANNOTATION = "hubext/resources"
+#: Seconds the first launch waits for the watch of claims or Secrets to load.
+WATCH_START_TIMEOUT = 10
 
 
 def merge_by_name(current: list, ours: list) -> list:
@@ -502,10 +504,12 @@ class HubextSpawner(KubeSpawner):
             self.storage_size,
             self.storage_access_modes,
         )
-        await _refused_by_cluster(
-            "storage volume",
-            storage.ensure_pvc(self.api, self.namespace, manifest, log=self.log),
-        )
+        claims = await self._watched(known.ClaimReflector)
+        if not known.known_claim(claims, self.namespace, claim, username):
+            await _refused_by_cluster(
+                "storage volume",
+                storage.ensure_pvc(self.api, self.namespace, manifest, log=self.log),
+            )
         path = names.home_volume_path(username, self.storage_mount_path_template)
         self.volumes = merge_by_name(self.volumes, [storage.home_volume(claim)])
         self.volume_mounts = merge_by_name(
@@ -517,7 +521,10 @@ class HubextSpawner(KubeSpawner):
         secret = names.object_name(
             self.ssh_secret_name_template, username, "SSH key Secret name"
         )
-        self._public_key = await _refused_by_cluster(
+        secrets = await self._watched(known.KeySecretReflector)
+        self._public_key = known.known_public_key(
+            secrets, self.namespace, secret, username
+        ) or await _refused_by_cluster(
             "SSH key",
             sshkeys.ensure_ssh_secret(
                 self.api,
@@ -536,6 +543,32 @@ class HubextSpawner(KubeSpawner):
         self.init_containers = merge_by_name(
             self.init_containers, parts["init_containers"]
         )
+
+    async def _watched(self, reflector_class):
+        """The hub's watch of hubext's objects of one kind (`hubext.known`),
+        started by the first launch; None if it cannot run (the launch then
+        asks the API server, as without it)."""
+        key = (self.namespace, reflector_class.kind)
+        if key in HubextSpawner._unwatchable:
+            return None
+        try:
+            return await asyncio.wait_for(
+                self._start_reflector(
+                    f"hubext-{reflector_class.kind}", reflector_class
+                ),
+                WATCH_START_TIMEOUT,
+            )
+        except Exception as e:  # RBAC, say: the launch works without it
+            HubextSpawner._unwatchable.add(key)
+            self.log.warning(
+                "Cannot watch %s in %s (%s): every launch asks the API server",
+                reflector_class.kind,
+                self.namespace,
+                e or type(e).__name__,
+            )
+            return None
+
+    _unwatchable: set = set()  # (namespace, kind) whose watch did not start
 
     def _record_launch(self, launch, resources):
         """Repo, commit and resources on the pod and in the hub's state of

@@ -7,6 +7,7 @@ loopback GitHub API stand-in.
 
 import asyncio
 import base64
+import re
 
 import kubernetes_validate
 import pytest
@@ -402,3 +403,55 @@ async def test_a_retry_never_meets_the_attempt_before_it(hubext_hub, forge):
             event,
         )
         await asyncio.sleep(4)
+
+
+async def _api_requests(kube_api) -> dict:
+    """The API server's own request counters (its /metrics), by (verb, resource)."""
+    response = await kube_api.call_api(
+        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
+    )
+    text = (await response.read()).decode()
+    counts: dict = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        key = (labels.get("verb"), labels.get("resource"))
+        counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+async def test_a_known_claim_and_key_cost_no_api_requests(
+    hubext_hub, core, kube_api, k8s_namespace
+):
+    hub = await hubext_hub()
+    await hub.api("POST", "/users/alice")
+    await _launch_ok(hub, "alice")  # makes the claim and the key, starts the watch
+    await asyncio.sleep(1)  # for the watch to see them
+    before = await _api_requests(kube_api)
+    await _launch_ok(hub, "alice")
+    after = await _api_requests(kube_api)
+
+    def delta(verb, resource):
+        return after.get((verb, resource), 0) - before.get((verb, resource), 0)
+
+    # without the watch: a create answered 409 and a read of the claim, and a
+    # read of the Secret; with it, only the test kubelet's own read of each
+    # (it reads every volume's object once to mount it)
+    assert delta("POST", "persistentvolumeclaims") == 0
+    assert delta("GET", "persistentvolumeclaims") == 1
+    assert delta("POST", "secrets") == 0
+    assert delta("GET", "secrets") == 1
+
+    # an admin deletes the key: the watch forgets it, the next launch makes a
+    # new one, and the pod mounts the new one
+    old = await core.read_namespaced_secret("alice-ssh-key", k8s_namespace)
+    await core.delete_namespaced_secret("alice-ssh-key", k8s_namespace)
+    await asyncio.sleep(1)
+    name = await _launch_ok(hub, "alice")
+    new = await core.read_namespaced_secret("alice-ssh-key", k8s_namespace)
+    assert new.metadata.uid != old.metadata.uid
+    assert new.data["ssh.pub"] != old.data["ssh.pub"]
+    code, model = await hub.api("GET", "/users/alice")
+    assert code == 200, model
+    assert name in model["servers"]
