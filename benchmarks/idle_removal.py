@@ -174,6 +174,8 @@ async def bench(
 ):
     """Build the hub state once, then one pass of each tool on a fresh copy."""
     hub = make_hub(HUB_CONFIG, workdir=workdir)
+    # a hub checks every running server at start: thousands take minutes
+    hub.start_timeout = 60 + servers / 10
     db = hub.dir / "jupyterhub.sqlite"
     await hub.start()  # creates the schema, roles and the service
     await hub.stop()

@@ -112,7 +112,11 @@ class AnsweringProcess:
             where=where,
             log_path=self.log_path,
             stop=self.stop,
+            **({"timeout": self.start_timeout} if self.start_timeout else {}),
         )
+
+    #: Seconds to wait for it to answer; None: `wait_answering`'s default.
+    start_timeout = None
 
 
 async def start_kept(process, kept: list):
