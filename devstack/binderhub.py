@@ -81,9 +81,16 @@ c.BinderHub.log_level = "DEBUG"
 #: `c.QuotaPolicy.default_limit` in jupyterhub_config.py
 DEV_QUOTA = """\
 from hubext.binderhub import pre_launch_hook
+from hubext.prebuild import HubextLaunchQuota
 
+# hubext's checks before the build (a bad .resources or a full quota fails the
+# page at once) and before the launch, with the dev hub's values: its quota,
+# its one repository host; its resource policy in jupyterhub_config.py is the
+# built-in one, so c.HubextLaunchQuota.resource_policy stays at its default
+c.BinderHub.launch_quota_class = HubextLaunchQuota
 c.Launcher.pre_launch_hook = pre_launch_hook
 c.QuotaPolicy.default_limit = 5
+c.RepoFileFetcher.hosts = {{"{git_host}": {{"provider": "git", "allow_http": True}}}}
 """
 
 

@@ -108,7 +108,10 @@ async def _start(stack: Stack, api, workdir: Path, stopping: list) -> None:
         binder_url,
         workdir / "binderhub",
         devbinder.binderhub_config(
-            binder_url, stack.hub.url, IMAGE_PREFIX, devbinder.DEV_QUOTA
+            binder_url,
+            stack.hub.url,
+            IMAGE_PREFIX,
+            devbinder.DEV_QUOTA.format(git_host=git_host),
         ),
         devbinder.binderhub_env(
             token,

@@ -101,7 +101,9 @@ async def test_launch_page_in_chromium(binderhub, browser):
     message = quota_message(1, 1, f"{hub.url}/hub/home")
     assert label == "Failed"
     assert squeeze(shown).endswith(squeeze(message)), shown
-    assert squeeze("Launch attempt 3 failed, retrying...") in squeeze(shown)
+    # refused before the build, once: no launch attempts, no retries
+    assert "retrying" not in shown, shown
+    assert squeeze(shown).count(squeeze(message)) == 1, shown
     assert browser.current_url == launch_url  # still on the page
 
     urls = await asyncio.to_thread(requested_urls, browser)
