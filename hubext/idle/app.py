@@ -18,6 +18,7 @@ from traitlets import Bool, Float, Integer, List, Unicode, default, validate
 from traitlets.config import Application
 
 from .hubapi import HubAPI
+from .mail import EmailSettings, valid_address
 from .metrics import IdleMetrics
 from .notice import NoticeLedger
 from .sweep import PassReport, Settings, Sweeper
@@ -48,6 +49,15 @@ class IdleService(Application):
         "metrics-port": "IdleService.metrics_port",
         "metrics-ip": "IdleService.metrics_ip",
         "public-url": "IdleService.public_url",
+        "smtp-host": "IdleService.smtp_host",
+        "smtp-port": "IdleService.smtp_port",
+        "smtp-username": "IdleService.smtp_username",
+        "smtp-password-file": "IdleService.smtp_password_file",
+        "smtp-ca-file": "IdleService.smtp_ca_file",
+        "email-from": "IdleService.email_from",
+        "email-to-template": "IdleService.email_to_template",
+        "email-from-auth-state-key": "IdleService.email_from_auth_state_key",
+        "control-panel-url": "IdleService.control_panel_url",
         "config": "IdleService.config_file",
         "log-level": "Application.log_level",
     }
@@ -57,6 +67,10 @@ class IdleService(Application):
         "confirm-with-server": (
             {"IdleService": {"confirm_with_server": True}},
             "Ask running servers for their own activity before acting.",
+        ),
+        "no-smtp-starttls": (
+            {"IdleService": {"smtp_starttls": False}},
+            "Send email without STARTTLS (a mail relay on loopback only).",
         ),
         "generate-config": (
             {"IdleService": {"generate_config": True}},
@@ -127,7 +141,8 @@ class IdleService(Application):
         help="""Command (argv list) run once per project before removal.
 
         It gets the project as JSON on stdin and as HUBEXT_IDLE_USER,
-        HUBEXT_IDLE_SERVER, HUBEXT_IDLE_LAST_ACTIVITY, HUBEXT_IDLE_REMOVE_AT.
+        HUBEXT_IDLE_SERVER, HUBEXT_IDLE_LAST_ACTIVITY, HUBEXT_IDLE_REMOVE_AT,
+        HUBEXT_IDLE_REPO_URL.
         A non-zero exit is an error; the notice is tried again next pass.
         Default: empty (log only).
         Example: `c.IdleService.notice_command = ["/usr/local/bin/mail-user"]`
@@ -150,6 +165,109 @@ class IdleService(Application):
         help="""Seconds a notice command or webhook may take. Default 30.
 
         Example: `c.IdleService.notice_timeout = 10`
+        """,
+    )
+
+    smtp_host = Unicode(
+        "",
+        config=True,
+        help="""SMTP server for the email notice; empty: no email. Default empty.
+
+        The email goes out once per project at `notice_before`, with the
+        other notices. Example: `c.IdleService.smtp_host = "smtp.example.edu"`
+        """,
+    )
+
+    smtp_port = Integer(
+        587,
+        config=True,
+        help="""Port of the SMTP server. Default 587 (submission).
+
+        Example: `c.IdleService.smtp_port = 25`
+        """,
+    )
+
+    smtp_starttls = Bool(
+        True,
+        config=True,
+        help="""Upgrade the SMTP connection with STARTTLS, checking the certificate.
+
+        A server that does not offer STARTTLS gets nothing. Turn off only for
+        a relay on the same machine (127.0.0.1). Default True.
+        Example: `c.IdleService.smtp_starttls = False`
+        """,
+    )
+
+    smtp_ca_file = Unicode(
+        "",
+        config=True,
+        help="""PEM file of the CAs that sign the SMTP server's certificate.
+
+        Empty: the system's CAs. Default empty.
+        Example: `c.IdleService.smtp_ca_file = "/etc/ssl/campus-ca.pem"`
+        """,
+    )
+
+    smtp_username = Unicode(
+        "",
+        config=True,
+        help="""SMTP login name; empty: no login. Default empty.
+
+        Login needs STARTTLS (or a relay on 127.0.0.1).
+        Example: `c.IdleService.smtp_username = "hub-notices"`
+        """,
+    )
+
+    smtp_password_file = Unicode(
+        "",
+        config=True,
+        help="""File whose first line is the SMTP password; read at each send.
+
+        The password itself is never an option, never logged. Mount it from
+        a Secret. Default empty.
+        Example: `c.IdleService.smtp_password_file = "/etc/hubext/smtp/password"`
+        """,
+    )
+
+    email_from = Unicode(
+        "",
+        config=True,
+        help="""Sender address of the email notice (needed with `smtp_host`).
+
+        Example: `c.IdleService.email_from = "hub@example.edu"`
+        """,
+    )
+
+    email_to_template = Unicode(
+        "",
+        config=True,
+        help="""The user's address from their name: `{username}` is replaced.
+
+        Used when `email_from_auth_state_key` gives no address. Default empty.
+        Example: `c.IdleService.email_to_template = "{username}@example.edu"`
+        """,
+    )
+
+    email_from_auth_state_key = Unicode(
+        "",
+        config=True,
+        help="""Key of the user's `auth_state` holding their address, e.g. "email".
+
+        Read with `GET /hub/api/users/<name>`: the service's role needs the
+        `admin:auth_state` scope, and the hub `Authenticator.enable_auth_state`.
+        Default empty (only the template).
+        Example: `c.IdleService.email_from_auth_state_key = "email"`
+        """,
+    )
+
+    control_panel_url = Unicode(
+        "",
+        config=True,
+        help="""The control panel's address, linked from the email notice.
+
+        Required with `smtp_host`; the project's anchor is appended
+        (`#project-<name>`). Default empty.
+        Example: `c.IdleService.control_panel_url = "https://hub.example.edu/hub/home"`
         """,
     )
 
@@ -348,8 +466,35 @@ class IdleService(Application):
                 f"IdleService.url must be an http(s) URL of the hub API, got "
                 f"{self.url!r}; e.g. --url=http://127.0.0.1:8081/hub/api"
             )
+        if self.smtp_host:
+            self._check_email()
         self.metrics = IdleMetrics()
         self.sweeper = self.make_sweeper()
+
+    def _check_email(self) -> None:
+        """Refuse an email setup that cannot work, or would leak the password."""
+        if not valid_address(self.email_from):
+            self.exit_with(
+                f"IdleService.email_from must be one address such as "
+                f"hub@example.edu with smtp_host set, got {self.email_from!r}"
+            )
+        if not (self.email_to_template or self.email_from_auth_state_key):
+            self.exit_with(
+                "Email notices need IdleService.email_to_template (e.g. "
+                "'{username}@example.edu') or email_from_auth_state_key"
+            )
+        if not self.control_panel_url.startswith(("http://", "https://")):
+            self.exit_with(
+                "IdleService.control_panel_url must be the http(s) address of "
+                "/hub/home for the email notice, got "
+                f"{self.control_panel_url!r}"
+            )
+        local = self.smtp_host in ("localhost", "127.0.0.1", "::1")
+        if self.smtp_username and not self.smtp_starttls and not local:
+            self.exit_with(
+                "IdleService.smtp_username without smtp_starttls would send "
+                f"the password in clear to {self.smtp_host}; turn STARTTLS on"
+            )
 
     def exit_with(self, message: str) -> None:
         self.log.critical(message)
@@ -381,9 +526,25 @@ class IdleService(Application):
             notice_timeout=self.notice_timeout,
             stop_wait=self.stop_wait,
             request_timeout=self.request_timeout,
+            email=self.email_settings() if self.smtp_host else None,
         )
         ledger = NoticeLedger(None if self.dry_run else self.state_file, self.log)
         return Sweeper(api, ledger, self.metrics, settings, self.log)
+
+    def email_settings(self) -> EmailSettings:
+        return EmailSettings(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            starttls=self.smtp_starttls,
+            username=self.smtp_username,
+            password_file=self.smtp_password_file,
+            ca_file=self.smtp_ca_file,
+            sender=self.email_from,
+            to_template=self.email_to_template,
+            auth_state_key=self.email_from_auth_state_key,
+            control_panel_url=self.control_panel_url,
+            timeout=self.notice_timeout,
+        )
 
     async def run_pass(self) -> PassReport:
         """One pass; never raises for hub trouble (see `Sweeper.run_pass`)."""

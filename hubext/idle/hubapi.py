@@ -151,6 +151,17 @@ class HubAPI:
                 return
             offset = following["offset"]
 
+    async def get_user(self, user: str) -> dict | None:
+        """The user's model, None if the user is gone. It holds `auth_state`
+        only if the token has `admin:auth_state`."""
+        path = f"/users/{quote(user, safe='')}"
+        code, data = await self.fetch("GET", path)
+        if code == 404:
+            return None
+        if code != 200 or not isinstance(data, dict):
+            raise HubAPIError("GET", path, code, _snippet(data))
+        return data
+
     async def get_server(self, user: str, server: str) -> dict | None:
         """The server's model, or None once it is gone (or its user is).
 

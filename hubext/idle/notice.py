@@ -2,7 +2,7 @@
 
 A site hooks in a command (argv list; the project as JSON on stdin and as
 `HUBEXT_IDLE_*` environment variables) or a webhook URL (POST of the same
-JSON); without either, the notice is only logged. Which notices went out is
+JSON); and/or an email (`mail`); without any, the notice is only logged. Which notices went out is
 kept in memory and in a small JSON state file, so a restarted service does
 not send them again. A notice is tied to the project's last activity: if the
 user comes back and the project later goes idle again, a new notice goes out.
@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -22,13 +23,29 @@ class NoticeError(Exception):
     """A notice hook failed; the notice will be tried again next pass."""
 
 
-def notice_payload(user: str, server: str, seen: datetime, remove_at: datetime):
-    """The JSON a hook receives about one project."""
+_URL = re.compile(r"https?://[!#-&(-;=?-z|~]+")
+
+
+def repo_url(model: dict | None) -> str:
+    """The repository a server was launched from, as the hub recorded it
+    (its validated `user_options`), or "" for anything not a plain URL."""
+    options = (model or {}).get("user_options")
+    value = options.get("repo_url") if isinstance(options, dict) else None
+    if isinstance(value, str) and len(value) <= 2048 and _URL.fullmatch(value):
+        return value
+    return ""
+
+
+def notice_payload(
+    user: str, server: str, seen: datetime, remove_at: datetime, repo: str = ""
+):
+    """The JSON a hook receives about one project (no token, no options)."""
     return {
         "user": user,
         "server": server,
         "last_activity": seen.isoformat(),
         "remove_at": remove_at.isoformat(),
+        "repo_url": repo,
     }
 
 

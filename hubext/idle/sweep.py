@@ -13,8 +13,16 @@ from datetime import timedelta
 from . import clock
 from .activity import NoReport
 from .hubapi import HubAPI, HubAPIError
+from .mail import EmailSettings, compose, recipient, send
 from .metrics import IdleMetrics
-from .notice import NoticeError, NoticeLedger, notice_payload, post_webhook, run_command
+from .notice import (
+    NoticeError,
+    NoticeLedger,
+    notice_payload,
+    post_webhook,
+    repo_url,
+    run_command,
+)
 from .policy import Action, Decision, decide, is_running
 from .serverapi import ServerAsker, server_api_url
 from .servertoken import TokenError, server_token
@@ -36,6 +44,7 @@ class Settings:
     notice_timeout: float = 30.0
     stop_wait: float = 60.0
     request_timeout: float = 60.0
+    email: EmailSettings | None = None
 
     @property
     def token_lifetime(self) -> int:
@@ -145,7 +154,7 @@ class Sweeper:
         if decision.action is Action.NOTIFY or (
             decision.action is Action.REMOVE and self.settings.notice_before
         ):
-            if await self._notify(name, sname, decision):
+            if await self._notify(name, sname, decision, server):
                 report.notified.append(full)
         if decision.action is Action.STOP:
             if await self._stop(name, sname, decision, remove=False, running=True):
@@ -200,12 +209,14 @@ class Sweeper:
             )
             return None
 
-    async def _notify(self, user: str, server: str, decision: Decision) -> bool:
+    async def _notify(
+        self, user: str, server: str, decision: Decision, model: dict | None = None
+    ) -> bool:
         """Send the notice unless it went out for this idle period already."""
         seen, remove_at = decision.last_activity, decision.remove_at
         if self.ledger.was_sent(user, server, seen):
             return False
-        payload = notice_payload(user, server, seen, remove_at)
+        payload = notice_payload(user, server, seen, remove_at, repo_url(model))
         if self.settings.dry_run:
             self.log.info("[dry run] would notify %s/%s: %s", user, server, payload)
             return True
@@ -221,9 +232,38 @@ class Sweeper:
             await run_command(list(s.notice_command), payload, s.notice_timeout)
         if s.notice_url:
             await post_webhook(s.notice_url, payload, s.notice_timeout)
+        if s.email:
+            await self._email(payload)
         self.ledger.record(user, server, seen)
         self.metrics.notified.inc()
         return True
+
+    async def _email(self, payload: dict) -> None:
+        """The email notice; no address for the user is a warning, not a retry."""
+        email, user = self.settings.email, payload["user"]
+        auth_state = None
+        if email.auth_state_key:
+            model = await self.api.get_user(user) or {}
+            if "auth_state" not in model:
+                self.log.warning(
+                    "No auth_state for %s: the service's role needs the "
+                    "admin:auth_state scope (and the hub auth state enabled)",
+                    user,
+                )
+            auth_state = model.get("auth_state")
+        to = recipient(email, user, auth_state)
+        if to is None:
+            self.log.warning(
+                "No email address for %s (auth_state key %r, template %r): "
+                "no email notice for %s",
+                user,
+                email.auth_state_key,
+                email.to_template,
+                payload["server"],
+            )
+            return
+        await send(email, compose(email, to, payload))
+        self.log.info("Email notice for %s/%s sent to %s", user, payload["server"], to)
 
     async def _stop(self, user, server, decision, *, remove, running) -> bool:
         """Stop, or stop and delete, a server; True once it is done."""
