@@ -5,6 +5,11 @@
 is usable (or missing: the defaults apply), 1 the file is invalid, 2 the
 check could not run (bad policy file, unreadable path, bad arguments).
 
+`hubext check [PATH]` checks a whole repository checkout: its `.resources`
+and its Dockerfile or repo2docker files (see hubext.repocheck); the same
+exit statuses, where 1 means at least one error (warnings and notes alone
+exit 0).
+
 Subcommands are registered in `build_parser`; each is a function taking the
 parsed arguments and returning the exit status.
 """
@@ -14,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import yaml
 
-from hubext import __version__, chart
+from hubext import __version__, chart, repocheck
 from hubext.resources import (
     KEYS,
     ResourceFileError,
@@ -28,6 +35,8 @@ from hubext.resources import (
 )
 
 EXIT_OK, EXIT_INVALID, EXIT_CANNOT_CHECK = 0, 1, 2
+POLICY_TIMEOUT = 10  # seconds, for --policy-url
+POLICY_MAX_BYTES = 64 * 1024
 
 _DESCRIBE = {
     "gpu": "GPUs",
@@ -42,6 +51,18 @@ class CannotCheck(Exception):
     """The check could not run at all; the message says why (exit 2)."""
 
 
+def _policy_from_text(text: str, source: str) -> ResourcePolicy:
+    """A policy from YAML (or JSON, a subset of it); `source` names it in errors."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise CannotCheck(f"{source}: the policy file is not valid YAML: {e}") from None
+    try:
+        return ResourcePolicy.from_dict(data)
+    except ValueError as e:
+        raise CannotCheck(f"{source}: {e}") from None
+
+
 def load_policy(path: str | None) -> ResourcePolicy:
     """The site policy from a YAML file, or the built-in one without a file."""
     if path is None:
@@ -50,14 +71,30 @@ def load_policy(path: str | None) -> ResourcePolicy:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise CannotCheck(f"{path}: cannot read the policy file: {e}") from None
+    return _policy_from_text(text, path)
+
+
+def fetch_policy(url: str, timeout: float = POLICY_TIMEOUT) -> ResourcePolicy:
+    """The policy a hub publishes at `url` (JSON or YAML), read with a
+    timeout and at most POLICY_MAX_BYTES, so a wrong URL fails fast."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise CannotCheck(f"{url}: the policy URL must start with http:// or https://")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise CannotCheck(f"{path}: the policy file is not valid YAML: {e}") from None
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = response.read(POLICY_MAX_BYTES + 1)
+    except (OSError, ValueError) as e:  # URLError, HTTPError, timeouts
+        raise CannotCheck(f"{url}: cannot fetch the policy: {e}") from None
+    if len(data) > POLICY_MAX_BYTES:
+        raise CannotCheck(
+            f"{url}: the policy is larger than {POLICY_MAX_BYTES} bytes;"
+            " is this the hub's policy URL?"
+        )
     try:
-        return ResourcePolicy.from_dict(data)
-    except ValueError as e:
-        raise CannotCheck(f"{path}: {e}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CannotCheck(f"{url}: the policy is not UTF-8 text") from None
+    return _policy_from_text(text, url)
 
 
 def _read_limited(path: Path, limit: int) -> bytes | None:
@@ -95,6 +132,81 @@ def resources_check(args: argparse.Namespace) -> int:
     for key in KEYS:
         print(f"{key:<4} = {format_number(values[key]):<6} # {_DESCRIBE[key]}")
     return EXIT_OK
+
+
+def repository_check(args: argparse.Namespace) -> int:
+    """`hubext check`: every finding, then a summary line (or one JSON document)."""
+    if args.policy_url:
+        policy = fetch_policy(args.policy_url)
+    else:
+        policy = load_policy(args.policy)
+    try:
+        findings = repocheck.check_repository(args.path, policy, args.resources_file)
+    except (NotADirectoryError, repocheck.ParserMissing) as e:
+        raise CannotCheck(str(e)) from None
+    if args.json:
+        document = {
+            "path": args.path,
+            "findings": [f.as_dict() for f in findings],
+            "summary": repocheck.summary(findings),
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for finding in findings:
+            print(finding)
+        print(repocheck.summary_line(findings))
+    return EXIT_OK if repocheck.summary(findings)["ok"] else EXIT_INVALID
+
+
+def add_check_command(commands) -> None:
+    """`hubext check [PATH]`: a repository checkout, as the hub will build it."""
+    check = commands.add_parser(
+        "check",
+        help="check a repository for what would break a launch on the hub",
+        description=(
+            "Check a repository checkout before launching it: its .resources"
+            " file against the site policy, and its Dockerfile or repo2docker"
+            " files against Binder's rules. Prints FILE:LINE: SEVERITY: message"
+            " lines and a summary."
+        ),
+        epilog=(
+            "Severities: error (the launch fails or the server is unusable),"
+            " warning, info. Exit status: 0 no errors (warnings and notes"
+            " alone exit 0), 1 at least one error, 2 could not check. Checking"
+            " a Dockerfile needs the parser: pip install 'hubext[check]'."
+        ),
+    )
+    check.add_argument(
+        "path",
+        nargs="?",
+        default=".",
+        metavar="PATH",
+        help="the repository's directory (default: .)",
+    )
+    policy = check.add_mutually_exclusive_group()
+    policy.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="YAML or JSON site policy, as for resources check (default: built in)",
+    )
+    policy.add_argument(
+        "--policy-url",
+        metavar="URL",
+        help=f"fetch the hub's published policy (JSON or YAML; {POLICY_TIMEOUT} s"
+        f" timeout, at most {POLICY_MAX_BYTES // 1024} KiB)",
+    )
+    check.add_argument(
+        "--resources-file",
+        metavar="NAME",
+        default=".resources",
+        help="the resources file, relative to PATH (default: .resources)",
+    )
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document: {path, findings: [...], summary}",
+    )
+    check.set_defaults(run=repository_check)
 
 
 def add_command_group(commands, name: str, help: str):
@@ -140,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the values as one JSON object"
     )
     check.set_defaults(run=resources_check)
+    add_check_command(commands)
     add_chart_commands(commands)
     return parser
 
