@@ -11,8 +11,9 @@ can be, a line:
 - `info`: what a file will do (repo2docker's configuration files).
 
 Only errors should fail a CI job; the CLI's exit status follows that rule.
-The rules for Dockerfiles are in `dockerfile_rules`, those for repo2docker's
-other files in `r2dfiles`.
+The rules for Dockerfiles are in `dockerfile_rules` (reading the Dockerfile
+in `dockerimage`), those for repo2docker's folders and other files in
+`r2dfiles`.
 """
 
 from __future__ import annotations
