@@ -162,7 +162,7 @@ DOCKERFILE_CASES = {
         {
             **good(
                 INSTALL,
-                "pip install -r /tmp/requirements.txt",
+                "pip install -r /srv/requirements.txt",
             ),
             "requirements.txt": "# the server\njupyterhub==5.2.1\njupyterlab\n",
         },
