@@ -8,7 +8,18 @@ template variable, `hubext_panel`, computed here from the hub's `User`:
   after which the idle service removes it;
 - "N of M projects", from the same `QuotaPolicy` the hub enforces;
 - the user's SSH public key, as the spawner recorded it. The private key
-  never reaches the hub, so it cannot reach this page.
+  never reaches the hub, so it cannot reach this page;
+- a link to the site's BinderHub (`binderhub_url`).
+
+The page's script adds two buttons, both plain calls of the hub's REST API
+with the user's own session (JupyterHub's `jhapi`, with its XSRF token), so
+the hub's scopes decide who may use them: **Keep** reports activity for the
+project (`POST /hub/api/users/<me>/activity`, scope `users:activity`), which
+moves its removal date a full idle timeout forward; **Start** starts a
+stopped project with an empty body (`POST /hub/api/users/<me>/servers/<name>`),
+so the hub starts it with the launch options it stored at the project's
+launch, which the spawner checks again (`launchoptions`). The browser sends
+no options.
 
 `configure(c)` in `jupyterhub_config.py` installs the variable and the
 templates. Everything here only reads what the hub already holds in memory
@@ -25,7 +36,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from traitlets import Bool, Float, Unicode, default
+from traitlets import Bool, Float, Unicode, default, validate
 from traitlets.config import Configurable
 
 from . import quota
@@ -121,6 +132,28 @@ class ControlPanel(Configurable):
         """,
     )
 
+    binderhub_url = Unicode(
+        "",
+        config=True,
+        help="""The site's BinderHub, linked as "Launch a repository" on the panel.
+
+        An http(s) address; empty hides the link. On the Helm chart:
+        `controlPanel.binderhubUrl`. Default: empty. Example::
+
+            c.ControlPanel.binderhub_url = "https://binder.example.edu/"
+        """,
+    )
+
+    @validate("binderhub_url")
+    def _check_binderhub_url(self, proposal):
+        value = proposal.value.strip()
+        if value and not safe_href(value):
+            raise ValueError(
+                "ControlPanel.binderhub_url must be an http(s) address such as "
+                f"https://binder.example.edu/, got {proposal.value!r}"
+            )
+        return value
+
     def panel(self, user, policy: quota.QuotaPolicy) -> Panel:
         """Everything `/hub/home` shows about `user`'s projects."""
         projects = [
@@ -135,6 +168,8 @@ class ControlPanel(Configurable):
             limit=limit,
             ssh_public_key=public_key(user) if self.show_ssh_key else "",
             idle_timeout_days=self.idle_timeout / 86400,
+            binderhub_url=self.binderhub_url,
+            now=iso(datetime.now(timezone.utc)),
         )
 
     def _project(self, user, orm_spawner) -> Project:
@@ -204,6 +239,8 @@ class Panel:
     limit: int = 0  # 0 = unlimited
     ssh_public_key: str = ""
     idle_timeout_days: float = 0
+    binderhub_url: str = ""  # "" hides the launch link
+    now: str = ""  # the hub's clock when the page was made, for Keep
 
     @property
     def at_limit(self) -> bool:

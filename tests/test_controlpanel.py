@@ -434,3 +434,27 @@ def test_template_without_the_panel_is_jupyterhubs(hub_db):
     html = render_home(user, None)
     assert "hubext-quota" not in html
     assert "Named Servers" in html  # JupyterHub's own page
+
+
+def test_template_keep_start_and_launch(hub_db):
+    user = hub_user(hub_db, {"thesis": {"last_activity": NOW}})
+    panel = ControlPanel(
+        idle_timeout=7 * DAY, binderhub_url="https://binder.example.edu/"
+    ).panel(user, QuotaPolicy())
+    html = render_home(user, panel)
+    assert 'id="project-thesis"' in html  # the email's link lands here
+    assert 'id="keep-thesis"' in html and 'id="start-thesis"' in html
+    assert 'id="hubext-launch"' in html
+    assert 'href="https://binder.example.edu/"' in html
+    assert 'data-now="' + panel.now + '"' in html and panel.now.endswith("Z")
+    # without an idle service there is nothing to keep, and no link without a URL
+    html = render_home(user, panel_of(user, timeout=0))
+    assert 'id="keep-thesis"' not in html and 'id="hubext-launch"' not in html
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "binder.example.edu", 'https://x/"><b>']
+)
+def test_binderhub_url_must_be_http(url):
+    with pytest.raises(Exception, match="binderhub_url must be an http"):
+        ControlPanel(binderhub_url=url)
