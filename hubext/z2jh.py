@@ -46,6 +46,7 @@ DIRECT = (
     ("quota.userLimits", "QuotaPolicy", "user_limits"),
     ("quota.groupLimits", "QuotaPolicy", "group_limits"),
     ("quota.controlPanelUrl", "QuotaPolicy", "control_panel_url"),
+    ("controlPanel.binderhubUrl", "ControlPanel", "binderhub_url"),
     ("repoHosts.timeout", "RepoFileFetcher", "timeout"),
     ("repoHosts.maxBytes", "RepoFileFetcher", "max_bytes"),
     ("repoHosts.onError", "RepoFileFetcher", "on_error"),
@@ -85,6 +86,7 @@ IDLE_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:serv
 TOP_LEVEL = {
     "resources",
     "quota",
+    "controlPanel",
     "storage",
     "ssh",
     "notebookUid",
@@ -97,6 +99,7 @@ TOP_LEVEL = {
 SECTIONS = {
     "resources": set(RESOURCE_POLICY_KEYS) | {"file"},
     "quota": {"defaultLimit", "userLimits", "groupLimits", "controlPanelUrl"},
+    "controlPanel": {"binderhubUrl"},
     "storage": {
         "enabled",
         "storageClassName",

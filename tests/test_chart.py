@@ -20,6 +20,7 @@ import yaml
 from traitlets.config import Config
 
 from hubext import chart, z2jh
+from hubext.controlpanel import ControlPanel
 from hubext.idle.app import IdleService
 from hubext.quota import QuotaPolicy, named_server_limit
 from hubext.repofiles import RepoFileFetcher
@@ -315,6 +316,7 @@ FULL_TRAITS = [
     ("QuotaPolicy", "user_limits", {"alice": 20}),
     ("QuotaPolicy", "group_limits", {"teaching-staff": 10, "research": 0}),
     ("QuotaPolicy", "control_panel_url", "https://hub.example.edu/hub/home"),
+    ("ControlPanel", "binderhub_url", "https://binder.example.edu/"),
     (
         "RepoFileFetcher",
         "hosts",
@@ -416,7 +418,7 @@ def test_chart_defaults_are_the_settings_defaults(tmp_path, helm):
     docs = render(helm)
     settings = yaml.safe_load(of_kind(docs, "ConfigMap")["data"]["hubext.yaml"])
     c = configured(tmp_path, settings)
-    classes = {"HubextSpawner": HubextSpawner}
+    classes = {"HubextSpawner": HubextSpawner, "ControlPanel": ControlPanel}
     instances = {"QuotaPolicy": QuotaPolicy(), "RepoFileFetcher": RepoFileFetcher()}
     for cls, values in c.items():
         for trait, value in values.items():
