@@ -151,10 +151,13 @@ class HubAPI:
                 return
             offset = following["offset"]
 
-    async def get_user(self, user: str) -> dict | None:
-        """The user's model, None if the user is gone. It holds `auth_state`
-        only if the token has `admin:auth_state`."""
+    async def get_user(self, user: str, stopped: bool = False) -> dict | None:
+        """The user's model, None if the user is gone; with `stopped`, with
+        stopped servers too. It holds `auth_state` only if the token has
+        `admin:auth_state`."""
         path = f"/users/{quote(user, safe='')}"
+        if stopped:
+            path += "?include_stopped_servers=1"
         code, data = await self.fetch("GET", path)
         if code == 404:
             return None
@@ -169,13 +172,8 @@ class HubAPI:
         new in JupyterHub 6.0, the user's model with stopped servers is in
         every supported hub.
         """
-        path = f"/users/{quote(user, safe='')}?include_stopped_servers=1"
-        code, data = await self.fetch("GET", path)
-        if code == 404:
-            return None
-        if code != 200 or not isinstance(data, dict):
-            raise HubAPIError("GET", path, code, _snippet(data))
-        return (data.get("servers") or {}).get(server)
+        data = await self.get_user(user, stopped=True)
+        return None if data is None else (data.get("servers") or {}).get(server)
 
     async def delete_server(self, user: str, server: str, remove: bool) -> int:
         """Stop (and with `remove`, delete) a server; 404 means already gone."""
