@@ -110,3 +110,20 @@ def test_launch_burst_small():
         assert requests >= 1 and seconds > 0
         # every launch got the repository's own .resources, not the defaults
         assert with_file == 10
+
+
+def test_refusal_time_small():
+    out = run_script("refusal_time.py", "--launches", "1", "--retry-delay", "2")
+    rows = re.findall(
+        rf"^(\.resources mistake|2nd project at 1 of 1)\s+(BinderHub as shipped|"
+        rf"pre_launch_hook|hubext)\s+1\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x$",
+        out,
+        re.M,
+    )
+    assert len(rows) == 6, out
+    shown = {(refusal, variant): float(times) for refusal, variant, *_, times in rows}
+    # hubext shows each refusal once; BinderHub alone repeats it per attempt
+    assert shown[(".resources mistake", "hubext")] == 1, out
+    assert shown[("2nd project at 1 of 1", "hubext")] == 1, out
+    assert shown[(".resources mistake", "BinderHub as shipped")] > 1, out
+    assert all(float(median) > 0 for _, _, median, _, _ in rows), out
