@@ -26,6 +26,7 @@ import secrets
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -116,17 +117,10 @@ async def bench(
         try:
             for variant in VARIANTS:
                 rows += await one_variant(
-                    retry_delay,
+                    Stand(hub, git, git_host, binder_url, env, workdir, bad, timeout),
                     variant,
-                    hub,
-                    git,
-                    git_host,
-                    binder_url,
-                    env,
-                    workdir,
                     launches,
-                    bad,
-                    timeout,
+                    retry_delay,
                 )
         finally:
             await hub.stop()
@@ -134,29 +128,39 @@ async def bench(
     return rows
 
 
+@dataclass
+class Stand:
+    """What every BinderHub configuration is measured against."""
+
+    hub: object
+    git: object
+    git_host: str
+    binder_url: str
+    env: dict
+    workdir: Path
+    bad: str  # the commit with the bad .resources
+    timeout: float
+
+
 async def one_variant(
-    retry_delay,
-    variant,
-    hub,
-    git,
-    git_host,
-    binder_url,
-    env,
-    workdir,
-    launches,
-    bad,
-    timeout,
+    stand: Stand, variant: str, launches: int, retry_delay: float
 ) -> list[dict]:
-    directory = workdir / variant.replace(" ", "-")
+    hub, git, binder_url, timeout = (
+        stand.hub,
+        stand.git,
+        stand.binder_url,
+        stand.timeout,
+    )
+    directory = stand.workdir / variant.replace(" ", "-")
     directory.mkdir()
     (directory / "config.py").write_text(
         devbinder.binderhub_config(
-            binder_url, hub.url, IMAGE_PREFIX, quota_lines(variant, git_host)
+            binder_url, hub.url, IMAGE_PREFIX, quota_lines(variant, stand.git_host)
         )
         + f"c.Launcher.retry_delay = {retry_delay}\n"
     )
     binder = RunningBinderHub(
-        url=binder_url, hub=hub, dir=directory, git_server=git, env=env
+        url=binder_url, hub=hub, dir=directory, git_server=git, env=stand.env
     )
     await binder.start()
     try:
@@ -179,7 +183,7 @@ async def one_variant(
             }
 
         # with no project held (each refused attempt is removed again)
-        rows = [await timed(".resources mistake", binder.spec(bad), "memr=4G")]
+        rows = [await timed(".resources mistake", binder.spec(stand.bad), "memr=4G")]
         # the one project the quota allows, then stopped (it still counts)
         held = await asyncio.to_thread(session.launch, binder.spec("HEAD"), timeout)
         if not held.ready:
