@@ -128,6 +128,12 @@ configure_control_panel(c)
 c.ControlPanel.show_ssh_key = True
 c.ControlPanel.date_format = "%Y-%m-%d %H:%M UTC"
 
+# --- the resource policy as JSON on /hub/hubext/policy (hubext.policypage) -------
+# For `hubext check --policy-url http://127.0.0.1:8000/hub/hubext/policy`.
+from hubext import policypage  # noqa: E402
+
+policypage.configure(c)
+
 # --- BinderHub, the hub's authenticated service ----------------------------------
 # `python -m devstack up` runs BinderHub next to the hub and writes the hub's
 # side of it to the file named by HUBEXT_EXTRA_CONFIG: the `binder` service

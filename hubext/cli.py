@@ -21,7 +21,7 @@ import json
 import sys
 import urllib.parse
 import urllib.request
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -51,22 +51,41 @@ class CannotCheck(Exception):
     """The check could not run at all; the message says why (exit 2)."""
 
 
-def _policy_from_text(text: str, source: str) -> ResourcePolicy:
-    """A policy from YAML (or JSON, a subset of it); `source` names it in errors."""
+def _policy_from_text(text: str, source: str) -> tuple[ResourcePolicy, str | None]:
+    """A policy from YAML (or JSON, a subset of it); `source` names it in
+    errors. Also the name of the resources file, when the document gives
+    one (`resources_file`, as a hub's published policy does)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise CannotCheck(f"{source}: the policy file is not valid YAML: {e}") from None
+    resources_file = None
+    if isinstance(data, dict) and "resources_file" in data:
+        data = dict(data)
+        resources_file = _checked_file_name(data.pop("resources_file"), source)
     try:
-        return ResourcePolicy.from_dict(data)
+        return ResourcePolicy.from_dict(data), resources_file
     except ValueError as e:
         raise CannotCheck(f"{source}: {e}") from None
 
 
-def load_policy(path: str | None) -> ResourcePolicy:
-    """The site policy from a YAML file, or the built-in one without a file."""
+def _checked_file_name(name, source: str) -> str:
+    """A policy's `resources_file`: a path inside the repository, since the
+    check reads it from the checkout (a policy URL may answer anything)."""
+    parts = PurePosixPath(name).parts if isinstance(name, str) else ()
+    if not parts or name.startswith("/") or ".." in parts or len(name) > 255:
+        raise CannotCheck(
+            f"{source}: resources_file must be a file name inside the repository,"
+            f" such as .resources, not {name!r}"
+        )
+    return name
+
+
+def load_policy(path: str | None) -> tuple[ResourcePolicy, str | None]:
+    """The site policy from a YAML file, or the built-in one without a file;
+    and the resources file name the file gives, if any."""
     if path is None:
-        return ResourcePolicy()
+        return ResourcePolicy(), None
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -74,9 +93,12 @@ def load_policy(path: str | None) -> ResourcePolicy:
     return _policy_from_text(text, path)
 
 
-def fetch_policy(url: str, timeout: float = POLICY_TIMEOUT) -> ResourcePolicy:
-    """The policy a hub publishes at `url` (JSON or YAML), read with a
-    timeout and at most POLICY_MAX_BYTES, so a wrong URL fails fast."""
+def fetch_policy(
+    url: str, timeout: float = POLICY_TIMEOUT
+) -> tuple[ResourcePolicy, str | None]:
+    """The policy a hub publishes at `url` (JSON or YAML; `hubext.policypage`),
+    read with a timeout and at most POLICY_MAX_BYTES, so a wrong URL fails
+    fast; and the resources file name it gives."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise CannotCheck(f"{url}: the policy URL must start with http:// or https://")
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
@@ -110,7 +132,7 @@ def _read_limited(path: Path, limit: int) -> bytes | None:
 
 def resources_check(args: argparse.Namespace) -> int:
     """`hubext resources check`: print the effective values or the first problem."""
-    policy = load_policy(args.policy)
+    policy, _ = load_policy(args.policy)
     name = args.path
     if Path(name).is_dir():
         name = str(Path(name) / ".resources")
@@ -137,11 +159,12 @@ def resources_check(args: argparse.Namespace) -> int:
 def repository_check(args: argparse.Namespace) -> int:
     """`hubext check`: every finding, then a summary line (or one JSON document)."""
     if args.policy_url:
-        policy = fetch_policy(args.policy_url)
+        policy, site_file = fetch_policy(args.policy_url)
     else:
-        policy = load_policy(args.policy)
+        policy, site_file = load_policy(args.policy)
+    resources_file = args.resources_file or site_file or ".resources"
     try:
-        findings = repocheck.check_repository(args.path, policy, args.resources_file)
+        findings = repocheck.check_repository(args.path, policy, resources_file)
     except (NotADirectoryError, repocheck.ParserMissing) as e:
         raise CannotCheck(str(e)) from None
     if args.json:
@@ -198,8 +221,8 @@ def add_check_command(commands) -> None:
     check.add_argument(
         "--resources-file",
         metavar="NAME",
-        default=".resources",
-        help="the resources file, relative to PATH (default: .resources)",
+        help="the resources file, relative to PATH (default: the policy's"
+        " resources_file, else .resources)",
     )
     check.add_argument(
         "--json",
@@ -261,7 +284,11 @@ def binderhub_values_command(args: argparse.Namespace) -> int:
     """`hubext chart binderhub-values`: print the overlay as YAML."""
     try:
         values = chart.binderhub_values(
-            args.name, args.tokens_secret, args.hub_image, args.binderhub_image
+            args.name,
+            args.tokens_secret,
+            args.hub_image,
+            args.binderhub_image,
+            args.smtp_secret,
         )
     except ValueError as e:
         print(f"hubext: {e}", file=sys.stderr)
@@ -287,6 +314,12 @@ def add_chart_commands(commands) -> None:
         "--tokens-secret",
         metavar="SECRET",
         help="Secret with the host tokens (default: NAME-repo-host-tokens)",
+    )
+    overlay.add_argument(
+        "--smtp-secret",
+        metavar="SECRET",
+        help="Secret with the SMTP password under the key password"
+        " (default: NAME-smtp)",
     )
     overlay.add_argument(
         "--hub-image", metavar="NAME:TAG", help="hub image with hubext installed"

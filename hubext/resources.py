@@ -297,6 +297,15 @@ class ResourcePolicy:
                 "resource policy: gpu_resource must be a resource name such as nvidia.com/gpu"
             )
 
+    def as_dict(self) -> dict:
+        """The policy in the form `from_dict` takes (and a `--policy` file)."""
+        return {
+            "defaults": self.defaults.as_dict(),
+            "maxima": self.maxima.as_dict(),
+            "max_file_bytes": self.max_file_bytes,
+            "gpu_resource": self.gpu_resource,
+        }
+
     @classmethod
     def from_dict(cls, data: Mapping | None) -> ResourcePolicy:
         """Build a policy from `{defaults: {...}, maxima: {...}}`, any subset."""

@@ -80,6 +80,18 @@ IDLE_OPTIONS = {
     "metricsPort": "--metrics-port",
 }
 IDLE_FLAGS = {"confirmWithServer": "--confirm-with-server", "dryRun": "--dry-run"}
+#: Values of `idle.email` and the `hubext-idle` option each one becomes.
+EMAIL_OPTIONS = {
+    "smtpHost": "--smtp-host",
+    "smtpPort": "--smtp-port",
+    "username": "--smtp-username",
+    "caFile": "--smtp-ca-file",
+    "from": "--email-from",
+    "toTemplate": "--email-to-template",
+    "authStateKey": "--email-from-auth-state-key",
+}
+#: `idle.email` values that stay in the chart's Secret, never in the ConfigMap.
+EMAIL_SECRET_VALUES = {"password", "existingSecret"}
 IDLE_SERVICE = "hubext-idle"
 IDLE_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
@@ -97,7 +109,7 @@ TOP_LEVEL = {
     "idle",
 }
 SECTIONS = {
-    "resources": set(RESOURCE_POLICY_KEYS) | {"file"},
+    "resources": set(RESOURCE_POLICY_KEYS) | {"file", "publishPolicy"},
     "quota": {"defaultLimit", "userLimits", "groupLimits", "controlPanelUrl"},
     "controlPanel": {"binderhubUrl"},
     "storage": {
@@ -110,8 +122,9 @@ SECTIONS = {
     },
     "ssh": {"enabled", "keyType", "dir", "secretNameTemplate"},
     "repoHosts": {"hosts", "timeout", "maxBytes", "onError", "cacheSize"},
-    "idle": set(IDLE_OPTIONS) | set(IDLE_FLAGS) | {"enabled"},
+    "idle": set(IDLE_OPTIONS) | set(IDLE_FLAGS) | {"enabled", "email"},
 }
+EMAIL_VALUES = set(EMAIL_OPTIONS) | {"starttls"}
 
 
 class SettingsError(ValueError):
@@ -119,7 +132,9 @@ class SettingsError(ValueError):
 
 
 def _unknown(key: str, where: str, known) -> SettingsError:
-    hint = difflib.get_close_matches(key, sorted(known), n=1)
+    """The error for an unknown dotted `key`, with the closest of `known`
+    (the names known at the key's last level)."""
+    hint = difflib.get_close_matches(key.rpartition(".")[2], sorted(known), n=1)
     maybe = f" Did you mean {hint[0]}?" if hint else ""
     return SettingsError(
         f"{where}: unknown value {key!r}.{maybe} The chart's values.schema.json "
@@ -141,6 +156,19 @@ def check_settings(settings: dict, where: str = "hubext settings") -> None:
             for sub in value:
                 if sub not in SECTIONS[key]:
                     raise _unknown(f"{key}.{sub}", where, SECTIONS[key])
+    email = _get(settings, "idle.email")
+    if email is not _MISSING and email is not None:
+        if not isinstance(email, dict):
+            raise SettingsError(f"{where}: idle.email must be a mapping, not {email!r}")
+        for sub in email:
+            if sub in EMAIL_SECRET_VALUES:
+                raise SettingsError(
+                    f"{where}: idle.email.{sub} is in the settings file, where"
+                    " anyone who can read ConfigMaps sees it; the chart keeps it"
+                    " in its Secret: set it in the hubext chart's values only"
+                )
+            if sub not in EMAIL_VALUES:
+                raise _unknown(f"idle.email.{sub}", where, EMAIL_VALUES)
 
 
 _MISSING = object()
@@ -211,19 +239,63 @@ def hub_traits(settings: dict, tokens: dict | None = None) -> dict:
     return traits
 
 
-def idle_service(idle: dict, hub_api_url: str = "") -> tuple[dict, dict]:
+def _options(values: dict, options: dict) -> list[str]:
+    return [
+        f"{option}={values[key]}"
+        for key, option in options.items()
+        if values.get(key) is not None and values.get(key) != ""
+    ]
+
+
+def email_options(
+    email: dict, control_panel_url: str, password_file: str | None
+) -> list[str]:
+    """`hubext-idle` options for the email notice from `idle.email`; none
+    without `smtpHost`. The link in the message is `quota.controlPanelUrl`,
+    the password the file the chart's Secret is mounted as."""
+    if not email.get("smtpHost"):
+        return []
+    if not control_panel_url:
+        raise SettingsError(
+            "idle.email.smtpHost is set but quota.controlPanelUrl is empty: the"
+            " email links to the control panel, so set quota.controlPanelUrl to"
+            " its address, e.g. https://hub.example.edu/hub/home"
+        )
+    command = _options(email, EMAIL_OPTIONS)
+    command.append(f"--control-panel-url={control_panel_url}")
+    if email.get("starttls") is False:
+        command.append("--no-smtp-starttls")
+    if email.get("username"):
+        if not password_file or not Path(password_file).is_file():
+            raise SettingsError(
+                f"idle.email.username is set but there is no password at"
+                f" {password_file}: set idle.email.password, or"
+                " idle.email.existingSecret and give its name to"
+                " `hubext chart binderhub-values --smtp-secret`"
+            )
+        command.append(f"--smtp-password-file={password_file}")
+    return command
+
+
+def idle_service(
+    idle: dict,
+    hub_api_url: str = "",
+    control_panel_url: str = "",
+    smtp_password_file: str | None = None,
+) -> tuple[dict, dict]:
     """The `hubext-idle` service and its role, for the hub's lists."""
     command = [sys.executable, "-m", "hubext.idle"]
     if hub_api_url:
         command.append(f"--url={hub_api_url}")
-    for key, option in IDLE_OPTIONS.items():
-        value = idle.get(key)
-        if value is not None and value != "":
-            command.append(f"{option}={value}")
+    command += _options(idle, IDLE_OPTIONS)
     command += [flag for key, flag in IDLE_FLAGS.items() if idle.get(key)]
+    email = idle.get("email") or {}
+    command += email_options(email, control_panel_url, smtp_password_file)
     scopes = list(IDLE_SCOPES)
     if idle.get("confirmWithServer"):
         scopes.append("tokens")  # to mint a token for one server
+    if email.get("smtpHost") and email.get("authStateKey"):
+        scopes.append("admin:auth_state")  # the address, from auth_state
     service = {"name": IDLE_SERVICE, "command": command}
     role = {"name": IDLE_SERVICE, "scopes": scopes, "services": [IDLE_SERVICE]}
     return service, role
@@ -293,16 +365,18 @@ def _set_notebook_ids(c, settings: dict) -> None:
         c.HubextSpawner[trait] = uid
 
 
-def configure(c, path, tokens_file=None) -> dict:
+def configure(c, path, tokens_file=None, smtp_password_file=None) -> dict:
     """Configure a hub (``c``, its traitlets config) from the chart's settings.
 
     Returns the settings read. Sets HubextSpawner as the spawner, the
     notebook's uid, gid and fsGroup (`notebookUid`, over z2jh's
     ``singleuser.uid``/``fsGid``), the project quota as JupyterHub's
     named-server limit, the progress stream for refusals
-    (``slow_spawn_timeout = 0``), the idle service and the control panel on
-    ``/hub/home``.
+    (``slow_spawn_timeout = 0``), the idle service (its email password read
+    from `smtp_password_file`), the control panel on ``/hub/home`` and the
+    published resource policy on ``/hub/hubext/policy``.
     """
+    from hubext import policypage
     from hubext.controlpanel import configure as configure_control_panel
     from hubext.quota import named_server_limit
 
@@ -330,11 +404,19 @@ def configure(c, path, tokens_file=None) -> dict:
         if "hub_bind_url" in hub:
             base = hub.base_url if "base_url" in hub else "/"
             url = local_hub_api_url(hub.hub_bind_url, base)
-        service, role = idle_service(idle, url)
+        panel_url = _get(settings, "quota.controlPanelUrl")
+        service, role = idle_service(
+            idle,
+            url,
+            control_panel_url="" if panel_url is _MISSING else panel_url or "",
+            smtp_password_file=smtp_password_file,
+        )
         _replace_named(hub, "services", service)
         _replace_named(hub, "load_roles", role)
     # after the idle service, whose --timeout gives the panel's removal dates
     configure_control_panel(c)
+    if _get(settings, "resources.publishPolicy") is not False:
+        policypage.configure(c)
     return settings
 
 

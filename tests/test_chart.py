@@ -22,6 +22,7 @@ from traitlets.config import Config
 from hubext import chart, z2jh
 from hubext.controlpanel import ControlPanel
 from hubext.idle.app import IdleService
+from hubext.policypage import POLICY_PATH, PolicyHandler
 from hubext.quota import QuotaPolicy, named_server_limit
 from hubext.repofiles import RepoFileFetcher
 from hubext.resources import ResourcePolicy
@@ -132,7 +133,7 @@ def test_helm_lint_and_rendered_manifests_pass_the_kubernetes_schemas(helm, valu
     docs = render(helm, *values)
     kinds = sorted(d["kind"] for d in docs)
     if values:
-        assert kinds == ["ConfigMap", "Role", "RoleBinding", "Secret"]
+        assert kinds == ["ConfigMap", "Role", "RoleBinding", "Secret", "Secret"]
     else:  # the hub chart's own Role covers what hubext needs
         assert kinds == ["ConfigMap", "Secret"]
     for doc in docs:
@@ -145,12 +146,18 @@ def test_settings_and_tokens_are_kept_apart(helm):
     assert "tokens" not in settings["repoHosts"]
     assert "glpat-example" not in yaml.safe_dump(settings)
     assert "rbac" not in settings and "fullnameOverride" not in settings
-    secret = of_kind(docs, "Secret")
-    assert secret["metadata"]["name"] == "hubext-full-repo-host-tokens"
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    assert set(secrets) == {"hubext-full-repo-host-tokens", "hubext-full-smtp"}
+    secret = secrets["hubext-full-repo-host-tokens"]
     import base64
 
     tokens = yaml.safe_load(base64.b64decode(secret["data"]["tokens.yaml"]))
     assert tokens == {"gitlab.example.edu": "glpat-example"}
+    # the SMTP password only in its own Secret, under the key the hub reads
+    smtp = secrets["hubext-full-smtp"]["data"]
+    assert base64.b64decode(smtp["password"]) == b"smtp-secret-example"
+    assert "smtp-secret-example" not in yaml.safe_dump(settings)
+    assert set(settings["idle"]["email"]) == z2jh.EMAIL_VALUES
     # a host set to null in values is removed, as Helm merges maps
     assert set(settings["repoHosts"]["hosts"]) == {
         "gitlab.example.edu",
@@ -161,6 +168,15 @@ def test_settings_and_tokens_are_kept_apart(helm):
 def test_an_existing_token_secret_replaces_the_charts(helm):
     docs = render(helm, "--set", "repoHosts.existingSecret=site-tokens")
     assert [d["kind"] for d in docs] == ["ConfigMap"]
+
+
+def test_an_smtp_password_gets_a_secret_and_an_existing_one_replaces_it(helm):
+    docs = render(helm, "--set", "idle.email.password=pw")
+    assert "hubext-smtp" in [d["metadata"]["name"] for d in docs]
+    docs = render(helm, "--set", "idle.email.existingSecret=site-smtp")
+    assert "hubext-smtp" not in [d["metadata"]["name"] for d in docs]
+    settings = yaml.safe_load(of_kind(docs, "ConfigMap")["data"]["hubext.yaml"])
+    assert "existingSecret" not in settings["idle"]["email"]
 
 
 @pytest.mark.parametrize(
@@ -197,6 +213,17 @@ def test_an_existing_token_secret_replaces_the_charts(helm):
             ],
             "either tokens or existingSecret",
         ),
+        (
+            [
+                "--set",
+                "idle.email.password=p",
+                "--set",
+                "idle.email.existingSecret=s",
+            ],
+            "idle.email: set either password or existingSecret",
+        ),
+        (["--set", "idle.email.smtpPort=0"], "/idle/email/smtpPort"),
+        (["--set", "idle.email.smtpHots=x"], "additional properties 'smtpHots'"),
     ],
 )
 def test_helm_refuses_bad_values_naming_the_value(helm, args, expected):
@@ -242,15 +269,23 @@ def test_overlay_mounts_what_the_chart_renders(helm):
         volumes["hubext-config"]["configMap"]["name"]
         == of_kind(docs, "ConfigMap")["metadata"]["name"]
     )
-    assert (
-        volumes["hubext-tokens"]["secret"]["secretName"]
-        == of_kind(docs, "Secret")["metadata"]["name"]
+    assert volumes["hubext-tokens"]["secret"]["secretName"] == "site-repo-host-tokens"
+    assert volumes["hubext-smtp"]["secret"] == {
+        "secretName": "site-smtp",
+        "optional": True,
+    }
+    rendered = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
+    assert rendered == {"site-repo-host-tokens"}  # no password: no Secret
+    with_password = render(
+        helm, "--set", "fullnameOverride=site", "--set", "idle.email.password=p"
     )
+    assert "site-smtp" in {d["metadata"]["name"] for d in with_password}
     assert overlay["extraVolumes"] == [volumes["hubext-config"]]
     mounts = {m["mountPath"] for m in hub["extraVolumeMounts"]}
-    assert mounts == {chart.CONFIG_DIR, chart.TOKENS_DIR}
+    assert mounts == {chart.CONFIG_DIR, chart.TOKENS_DIR, chart.SMTP_DIR}
     assert chart.SETTINGS_FILE in hub["extraConfig"]["hubext"]
     assert chart.TOKENS_FILE in hub["extraConfig"]["hubext"]
+    assert chart.SMTP_PASSWORD_FILE in hub["extraConfig"]["hubext"]
 
 
 def test_cli_prints_the_overlay_and_refuses_an_untagged_image():
@@ -262,11 +297,15 @@ def test_cli_prints_the_overlay_and_refuses_an_untagged_image():
             cwd=ROOT,
         )
 
-    out = cli("--name", "uni-hubext", "--tokens-secret", "uni-tokens")
+    out = cli(
+        *("--name", "uni-hubext", "--tokens-secret", "uni-tokens"),
+        *("--smtp-secret", "uni-smtp"),
+    )
     assert out.returncode == 0, out.stderr
     assert yaml.safe_load(out.stdout) == chart.binderhub_values(
-        "uni-hubext", "uni-tokens"
+        "uni-hubext", "uni-tokens", smtp_secret="uni-smtp"
     )
+    assert "secretName: uni-smtp" in out.stdout
     bad = cli("--hub-image", "reg.example.edu/hub")
     assert bad.returncode == 2
     assert "has no tag" in bad.stderr and "NAME:TAG" in bad.stderr
@@ -275,15 +314,24 @@ def test_cli_prints_the_overlay_and_refuses_an_untagged_image():
 # -- hubext.z2jh ---------------------------------------------------------------
 
 
-def configured(tmp_path, settings: dict, tokens=None, config=None) -> Config:
+def configured(
+    tmp_path, settings: dict, tokens=None, config=None, smtp_password="pw"
+) -> Config:
+    """`z2jh.configure` on `settings`, with the tokens and the SMTP password
+    in files where the chart's Secrets would be mounted."""
     path = tmp_path / "hubext.yaml"
     path.write_text(yaml.safe_dump(settings))
     tokens_file = None
     if tokens is not None:
         tokens_file = tmp_path / "tokens.yaml"
         tokens_file.write_text(yaml.safe_dump(tokens))
+    password_file = tmp_path / "smtp-password"
+    if smtp_password is not None:
+        password_file.write_text(smtp_password + "\n")
     c = config or Config()
-    z2jh.configure(c, path, tokens_file=tokens_file)
+    z2jh.configure(
+        c, path, tokens_file=tokens_file, smtp_password_file=str(password_file)
+    )
     return c
 
 
@@ -342,6 +390,7 @@ FULL_TRAITS = [
     ("JupyterHub", "allow_named_servers", True),
     ("JupyterHub", "named_server_limit_per_user", named_server_limit),
     ("JupyterHub", "tornado_settings", {"slow_spawn_timeout": 0}),
+    ("JupyterHub", "extra_handlers", [(POLICY_PATH, PolicyHandler)]),
 ]
 
 
@@ -391,22 +440,85 @@ def test_configure_runs_the_idle_service_with_the_values(tmp_path, full_settings
         "--metrics-port=9464",
         "--confirm-with-server",
         "--dry-run",
+        "--smtp-host=smtp.example.edu",
+        "--smtp-port=25",
+        "--smtp-username=hub-notices",
+        "--smtp-ca-file=/etc/ssl/campus-ca.pem",
+        "--email-from=hub@example.edu",
+        "--email-to-template={username}@example.edu",
+        "--email-from-auth-state-key=email",
+        "--control-panel-url=https://hub.example.edu/hub/home",
+        f"--smtp-password-file={tmp_path / 'smtp-password'}",
     ]
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert set(roles) == {"binder", "hubext-idle"}
-    assert roles["hubext-idle"]["scopes"] == [*z2jh.IDLE_SCOPES, "tokens"]
+    assert roles["hubext-idle"]["scopes"] == [
+        *z2jh.IDLE_SCOPES,
+        "tokens",
+        "admin:auth_state",
+    ]
     assert c.JupyterHub.tornado_settings == {
         "cookie_options": {"secure": True},
         "slow_spawn_timeout": 0,
     }
     # applying twice (a hub restart reads the same config) does not stack
-    z2jh.configure(c, tmp_path / "hubext.yaml")
+    z2jh.configure(
+        c, tmp_path / "hubext.yaml", smtp_password_file=tmp_path / "smtp-password"
+    )
     assert [s["name"] for s in c.JupyterHub.services] == ["binder", "hubext-idle"]
+    assert c.JupyterHub.extra_handlers == [(POLICY_PATH, PolicyHandler)]
     # the command parses with the service's own options
     app = IdleService()
     app.parse_command_line(services[1]["command"][4:])
     assert (app.timeout, app.notice_before, app.concurrency) == (259200, 43200, 20)
     assert app.dry_run and app.confirm_with_server
+    email = app.email_settings()
+    assert (email.host, email.port, email.starttls) == ("smtp.example.edu", 25, True)
+    assert (email.sender, email.auth_state_key) == ("hub@example.edu", "email")
+    assert "pw" not in " ".join(services[1]["command"])  # only the file's name
+
+
+EMAIL = {"smtpHost": "smtp.example.edu", "from": "hub@example.edu"}
+PANEL = {"controlPanelUrl": "https://hub.example.edu/hub/home"}
+
+
+@pytest.mark.parametrize(
+    "settings, password, expected",
+    [
+        ({"idle": {"email": EMAIL}}, "pw", "quota.controlPanelUrl is empty"),
+        (
+            {"idle": {"email": {**EMAIL, "username": "u"}}, "quota": PANEL},
+            None,
+            "idle.email.username is set but there is no password at",
+        ),
+        (
+            {"idle": {"email": {**EMAIL, "password": "pw"}}, "quota": PANEL},
+            "pw",
+            "idle.email.password is in the settings file",
+        ),
+        ({"idle": {"email": {"smtp_host": "x"}}}, "pw", "Did you mean smtpHost?"),
+    ],
+)
+def test_email_settings_that_cannot_work_fail_the_hub_at_start(
+    tmp_path, settings, password, expected
+):
+    with pytest.raises(z2jh.SettingsError, match=expected):
+        configured(tmp_path, settings, smtp_password=password)
+
+
+def test_email_without_login_or_starttls(tmp_path):
+    email = {**EMAIL, "toTemplate": "{username}@example.edu", "starttls": False}
+    c = configured(tmp_path, {"idle": {"email": email}, "quota": PANEL})
+    [service] = c.JupyterHub.services
+    assert "--no-smtp-starttls" in service["command"]
+    assert not any("password" in arg for arg in service["command"])
+    [role] = c.JupyterHub.load_roles
+    assert "admin:auth_state" not in role["scopes"]
+
+
+def test_publish_policy_false_adds_no_page(tmp_path):
+    c = configured(tmp_path, {"resources": {"publishPolicy": False}})
+    assert "extra_handlers" not in c.JupyterHub
 
 
 def test_idle_disabled_adds_no_service(tmp_path):

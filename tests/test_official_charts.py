@@ -37,6 +37,7 @@ import yaml
 from devstack import mountns
 from hubext import chart, z2jh
 from hubext.idle.app import IdleService
+from hubext.policypage import POLICY_PATH
 
 # the official images run JupyterHub 5 (z2jh 4.2.0's hub image: 5.3.0), so
 # their config files run again on it (dev/test)
@@ -479,8 +480,36 @@ def test_the_idle_service_runs_with_its_role_and_the_stock_culler_does_not(full)
     role = full.hub["roles"][z2jh.IDLE_SERVICE]
     assert role["services"] == [z2jh.IDLE_SERVICE]
     # whatever hubext.z2jh asks for, as JupyterHub accepted it
-    expected = z2jh.idle_service({"confirmWithServer": True})[1]["scopes"]
-    assert role["scopes"] == expected
+    assert role["scopes"] == [*z2jh.IDLE_SCOPES, "tokens", "admin:auth_state"]
+
+
+def test_the_email_notice_gets_the_values_and_the_secrets_password(full):
+    """The command z2jh gives the service, parsed by the service; the
+    password read from where the overlay mounts the chart's Secret."""
+    assert full.hub["idle_email"] == {
+        "host": "smtp.example.edu",
+        "port": 25,
+        "starttls": True,
+        "username": "hub-notices",
+        "password": "smtp-secret-example",
+        "sender": "hub@example.edu",
+        "to_template": "{username}@example.edu",
+        "auth_state_key": "email",
+        "control_panel_url": "https://hub.example.edu/hub/home",
+    }
+
+
+def test_the_hub_publishes_the_values_policy(full):
+    assert full.hub["extra_handlers"] == [
+        [POLICY_PATH, "hubext.policypage.PolicyHandler"]
+    ]
+    assert full.hub["published_policy"] == {
+        "defaults": {"gpu": 0, "cpur": 0.5, "cpul": 4, "memr": 2, "meml": 8},
+        "maxima": {"gpu": 2, "cpur": 16, "cpul": 16, "memr": 64, "meml": 128},
+        "max_file_bytes": 2048,
+        "gpu_resource": "nvidia.com/gpu",
+        "resources_file": ".binder/.resources",
+    }
 
 
 def test_binderhubs_hub_role_covers_the_quota_hook(full):
@@ -589,8 +618,8 @@ def examples() -> dict[str, dict]:
     for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
         values = yaml.safe_load(block)
         key = next(iter(values))
-        if key == "repoHosts":
-            key = "repoHosts." + next(iter(values["repoHosts"]))
+        if key in ("repoHosts", "idle"):  # two examples each, told apart
+            key = f"{key}.{next(iter(values[key]))}"
         assert key not in found, f"two examples of {key}: give each its own test"
         found[key] = values
     return found
@@ -650,6 +679,21 @@ def check_idle(install, values):
     assert app.notice_url == values["idle"]["noticeUrl"]
 
 
+def check_idle_email(install, values):
+    email = values["idle"]["email"]
+    effective = install.hub["idle_email"]
+    assert (effective["host"], effective["port"]) == (email["smtpHost"], 587)
+    assert effective["starttls"] is True
+    assert effective["username"] == email["username"]
+    assert effective["password"] == email["password"]  # read from the Secret
+    assert effective["sender"] == email["from"]
+    assert effective["to_template"] == email["toTemplate"]
+    panel = examples()["quota"]["quota"]["controlPanelUrl"]
+    assert effective["control_panel_url"] == panel
+    configmap = find(install.objects, "ConfigMap", "hubext")["data"]["hubext.yaml"]
+    assert email["password"] not in configmap
+
+
 EXAMPLE_CHECKS = {
     "imagePrefix": check_image_prefix,
     "resources": check_resources,
@@ -657,7 +701,8 @@ EXAMPLE_CHECKS = {
     "storage": check_storage,
     "repoHosts.hosts": check_repo_hosts,
     "repoHosts.existingSecret": check_existing_secret,
-    "idle": check_idle,
+    "idle.timeout": check_idle,
+    "idle.email": check_idle_email,
 }
 
 

@@ -58,10 +58,40 @@ def home_template(app) -> str:
     return FileSystemLoader(paths).get_source(Environment(), "home.html")[1]
 
 
+def idle_email(command: list[str]) -> dict | None:
+    """The idle service's email settings as it parses its own command, and
+    the password as it would read it (the mounted Secret's file); None
+    without email."""
+    from pathlib import Path
+
+    from hubext.idle.app import IdleService
+
+    app = IdleService()
+    app.parse_command_line(command[3:])
+    settings = app.email_settings()
+    if not settings.host:
+        return None
+    password = ""
+    if settings.password_file:
+        password = Path(settings.password_file).read_text().strip()
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "starttls": settings.starttls,
+        "username": settings.username,
+        "password": password,
+        "sender": settings.sender,
+        "to_template": settings.to_template,
+        "auth_state_key": settings.auth_state_key,
+        "control_panel_url": settings.control_panel_url,
+    }
+
+
 async def hub() -> dict:
     from jupyterhub.app import JupyterHub
     from jupyterhub.scopes import _check_scopes_exist, expand_scopes
 
+    from hubext import policypage
     from hubext.repofiles import RepoFileFetcher
     from hubext.resources import ResourcePolicy
 
@@ -101,6 +131,11 @@ async def hub() -> dict:
         "services": services,
         "roles": roles,
         "home_template": home_template(app),
+        "extra_handlers": [[h[0], qualname(h[1])] for h in app.extra_handlers],
+        "published_policy": policypage.published_policy(app.config, app.spawner_class),
+        "idle_email": idle_email(services["hubext-idle"]["command"])
+        if "hubext-idle" in services
+        else None,
         "spawner": {
             "uid": spawner.uid,
             "gid": spawner.gid,

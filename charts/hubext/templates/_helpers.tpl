@@ -47,10 +47,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{- /*
 hubext.settings: the values hubext.z2jh reads, as one YAML document. Chart
-plumbing (names, RBAC) and the tokens (kept in the Secret) are left out.
+plumbing (names, RBAC), the tokens and the SMTP password (kept in Secrets)
+are left out.
 */}}
 {{- define "hubext.settings" -}}
 {{- $settings := omit .Values "nameOverride" "fullnameOverride" "rbac" "repoHosts" -}}
 {{- $_ := set $settings "repoHosts" (omit .Values.repoHosts "tokens" "existingSecret") -}}
+{{- $idle := omit .Values.idle "email" -}}
+{{- $_ := set $idle "email" (omit (.Values.idle.email | default dict) "password" "existingSecret") -}}
+{{- $_ := set $settings "idle" $idle -}}
 {{- toYaml $settings -}}
 {{- end -}}
