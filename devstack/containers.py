@@ -3,8 +3,10 @@
 Each container runs in its own private mount namespace showing the pod's
 volumes at their mount paths and the pod's own home directory at
 `IMAGE_HOME`, as the container's uid, gid and groups (`devstack.mountns`).
-This needs root; a kubelet started by another user runs programs directly,
-without volumes, as before, and says so once in its log.
+A mount's `subPath` is resolved inside its volume first and refused when it
+would leave it, as the kubelet does (`subpath_source`). This needs root; a
+kubelet started by another user runs programs directly, without volumes,
+as before, and says so once in its log.
 """
 
 import asyncio
@@ -12,6 +14,7 @@ import dataclasses
 import functools
 import logging
 import os
+import posixpath
 import shutil
 import socket
 import subprocess
@@ -55,8 +58,75 @@ class View:
         return self.identity.is_root if self.script else os.geteuid() == 0
 
 
+class SubPathError(Exception):
+    """A volumeMount's `subPath` cannot be used: the kubelet then refuses to
+    create `container` (CreateContainerConfigError); the message is its own."""
+
+    def __init__(self, message: str, container: str):
+        super().__init__(message)
+        self.container = container
+
+
+def subpath_source(volume_dir, sub_path: str, mount: str, container: str) -> str:
+    """The host path `sub_path` names inside `volume_dir`, checked as the
+    kubelet checks it before it hands the path to the runtime.
+
+    An absolute path or a `..` component is refused outright (the API server
+    refuses those pods too). Symlinks are followed, but only while they stay
+    inside the volume: a Secret's `ssh.priv -> ..data/ssh.priv` is fine, a
+    link to `/etc` fails the container. A path that does not exist yet is
+    made as a directory with the volume's own mode, like the kubelet's
+    SafeMakeDir. The result is the resolved path, so the bind mount made
+    later follows no link. (The real kubelet also closes the window between
+    this check and the mount by binding an `O_NOFOLLOW`-opened descriptor;
+    this one runs only the suite's own pods and leaves it open.)
+    """
+    if posixpath.isabs(sub_path):
+        raise SubPathError(
+            f"error SubPath `{sub_path}` must not be an absolute path", container
+        )
+    if ".." in sub_path.split("/"):
+        raise SubPathError(
+            f"unable to provision SubPath `{sub_path}`: must not contain '..'",
+            container,
+        )
+    root = os.path.realpath(volume_dir)
+    target = os.path.realpath(os.path.join(root, sub_path))
+    if os.path.commonpath([root, target]) != root:
+        log.warning("subPath %s of %s resolves outside its volume", sub_path, mount)
+        raise SubPathError(
+            f'failed to prepare subPath for volumeMount "{mount}" of container '
+            f'"{container}"',
+            container,
+        )
+    if not os.path.lexists(target):
+        mode = os.stat(root).st_mode & 0o7777
+        for part in Path(os.path.relpath(target, root)).parts:
+            root = os.path.join(root, part)
+            if not os.path.lexists(root):
+                os.mkdir(root)
+                os.chmod(root, mode)
+    return target
+
+
+def _safe_subpaths(container: dict, volume_paths: dict) -> dict:
+    """`container` with each `subPath` replaced by its resolved path inside
+    the volume (relative to it), for `mountns.container_mounts` to join."""
+    mounts = []
+    for vm in container.get("volumeMounts") or []:
+        source = volume_paths.get(vm["name"])
+        if vm.get("subPath") and source is not None:
+            path = subpath_source(source, vm["subPath"], vm["name"], container["name"])
+            vm = {**vm, "subPath": os.path.relpath(path, os.path.realpath(source))}
+        mounts.append(vm)
+    return {**container, "volumeMounts": mounts}
+
+
 def view(pod: dict, container: dict, pod_dir: Path, volume_paths: dict) -> View:
-    """The view for `container`; the pod's home directory is made if missing."""
+    """The view for `container`; the pod's home directory is made if missing.
+
+    Raises `SubPathError` for a `subPath` the kubelet would refuse.
+    """
     home_dir = pod_dir / "home"
     home_dir.mkdir(exist_ok=True)
     if not namespaces_available():
@@ -67,7 +137,9 @@ def view(pod: dict, container: dict, pod_dir: Path, volume_paths: dict) -> View:
         os.chown(home_dir, who.uid, who.gid or 0)
     os.chmod(pod_dir, 0o711)  # the user must reach its home and volumes
     home = _env_value(container, "HOME") or mountns.IMAGE_HOME
-    mounts, skipped = mountns.container_mounts(container, volume_paths)
+    mounts, skipped = mountns.container_mounts(
+        _safe_subpaths(container, volume_paths), volume_paths
+    )
     mounts.insert(0, mountns.Mount(str(home_dir), home))
     mounts = [
         mountns.Mount(m.source, m.target, m.read_only, os.path.isfile(m.source))
@@ -200,3 +272,30 @@ def listens(pid: int, ip: str, port: int) -> bool | None:
         except OSError:
             continue  # closed meanwhile
     return False
+
+
+def base_env(view: View, env: dict) -> dict:
+    """What a container gets besides its own `env`: PATH, HOME, USER."""
+    base = {k: os.environ[k] for k in ("PATH", "LANG", "TZ") if k in os.environ}
+    base.update(
+        HOME=view.home,
+        USER=env.get("JUPYTERHUB_USER", "jovyan"),
+        JUPYTER_PLATFORM_DIRS="1",
+    )
+    return base
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """Signal a container's process group, if it is still there."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The end of a container's output, for a pod's status message."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no output)"

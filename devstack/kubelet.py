@@ -7,11 +7,14 @@ address 127.0.0.N (N >= 2) and the port its container declares, its
 environment (with simple `valueFrom` references resolved), and a temporary
 home directory. Its volumes are made on disk (`devstack.volumes`), its init
 containers' commands run for real, in order, and every container runs in
-its own mount namespace with its volume mounts, as its own user
-(`devstack.containers`); `exec` runs a command inside a running pod. Once
-the server listens, the pod's status becomes Running and Ready with that
-address as `podIP`; a failed mount or init container makes it Failed; a
-deleted pod's process is stopped and the deletion completed (grace period 0).
+its own mount namespace with its volume mounts (`subPath` resolved safely
+inside the volume), as its own user (`devstack.containers`); `exec` runs a
+command inside a running pod. Each container start can be charged a
+modelled runtime cost (`container_start_seconds`). Once the server
+listens, the pod's status becomes Running and Ready with that address as
+`podIP`; a failed mount, a refused `subPath` or a failed init container
+makes it Failed; a deleted pod's process is stopped and the deletion
+completed (grace period 0).
 
 It also stands in for the few controller duties the tests rely on: a
 `default` ServiceAccount in every namespace (the ServiceAccount admission
@@ -29,21 +32,23 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from . import containers, podspec, volumes
-from .net import is_loopback, port_is_free
+from .net import port_is_free
 
 log = logging.getLogger("devstack.kubelet")
 
 NODE_NAME = "hubext-dev-node"
 HOST_IP = "127.0.0.1"
 READY_TIMEOUT = 60
+#: The default of `TestKubelet(container_start_seconds=...)`, when set.
+CONTAINER_START_ENV = "HUBEXT_KUBELET_CONTAINER_START_SECONDS"
 # Kinds removed from a namespace before its deletion is finished.
 _NAMESPACED_KINDS = (
     "pod",
@@ -77,6 +82,10 @@ class PodProcess:
     task: asyncio.Task | None = field(default=None, repr=False)
     view: containers.View | None = field(default=None, repr=False)
     env: dict = field(default_factory=dict, repr=False)
+    #: `time.monotonic()` when the kubelet took the pod, and when each
+    #: container's process was started (after its start cost), by name.
+    taken_at: float = field(default_factory=time.monotonic, repr=False)
+    started_at: dict = field(default_factory=dict, repr=False)
 
     @property
     def log_path(self) -> Path:
@@ -84,7 +93,19 @@ class PodProcess:
 
 
 class TestKubelet:
-    """Watch pods (all namespaces, or one) and run them on loopback."""
+    """Watch pods (all namespaces, or one) and run them on loopback.
+
+    `container_start_seconds` is a cost model: what a real runtime spends
+    creating and starting one container from an image already on the node
+    (sandbox and mount setup, then the exec; a few hundred milliseconds on
+    containerd). The kubelet waits that long before each init container and
+    before the main container, so that a pod with an extra container is
+    slower by what it would be on a node; the local programs alone start in
+    milliseconds and would make containers look free. A model, not a
+    measurement: the default is 0 (or `$HUBEXT_KUBELET_CONTAINER_START_SECONDS`),
+    which keeps the tests fast; `benchmarks/spawn_overhead.py` uses 0.3
+    (`--container-start`).
+    """
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -93,7 +114,15 @@ class TestKubelet:
         api: client.ApiClient,
         namespace: str | None = None,
         singleuser: str | None = None,
+        container_start_seconds: float | None = None,
     ):
+        if container_start_seconds is None:
+            container_start_seconds = float(os.environ.get(CONTAINER_START_ENV) or 0)
+        if container_start_seconds < 0:
+            raise ValueError(
+                f"container_start_seconds={container_start_seconds}: must be >= 0"
+            )
+        self.container_start_seconds = container_start_seconds
         self.api = api
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
@@ -305,6 +334,11 @@ class TestKubelet:
             message = f"MountVolume.SetUp failed for {e}"
             await self._report_failed(ns, name, pod, 1, message)
             return
+        except containers.SubPathError as e:
+            log.warning("pod %s/%s: %s", ns, name, e)
+            status = podspec.config_error_status(pod, e.container, str(e))
+            await self._patch_status(ns, name, status)
+            return
         except (OSError, ValueError) as e:
             await self._report_failed(ns, name, pod, 127, str(e))
             return
@@ -314,7 +348,7 @@ class TestKubelet:
             log.info("pod %s/%s running at %s:%s", ns, name, running.ip, running.port)
         else:
             code = running.proc.returncode
-            tail = _tail(running.log_path)
+            tail = containers.tail(running.log_path)
             await self._report_failed(ns, name, pod, code or 1, tail)
 
     async def _bind(self, namespace: str, name: str) -> None:
@@ -361,6 +395,7 @@ class TestKubelet:
         inits = pod["spec"].get("initContainers") or []
         lookup = await self._lookup_for(running.namespace) if inits else None
         for index, container in enumerate(inits):
+            await self._container_start_cost()
             command = list(container.get("command") or [])
             command += list(container.get("args") or [])
             if not command:  # the image's entrypoint: nothing to run here
@@ -368,15 +403,16 @@ class TestKubelet:
                 continue
             view = containers.view(pod, container, running.workdir, paths)
             env = podspec.resolve_env(pod, container, running.ip, HOST_IP, lookup)
-            env = {**_base_env(view, env), **env}
+            env = {**containers.base_env(view, env), **env}
             log_path = running.workdir / f"init-{index}.log"
+            running.started_at[container["name"]] = time.monotonic()
             code = await containers.run_to_end(
                 view.argv(command), env, log_path, running.workdir
             )
             if code != 0:
                 meta = pod["metadata"]
                 message = f"init container {container['name']} exited with " + (
-                    f"code {code}:\n{_tail(log_path)}"
+                    f"code {code}:\n{containers.tail(log_path)}"
                 )
                 log.warning("pod %s/%s: %s", meta["namespace"], meta["name"], message)
                 status = podspec.init_failed_status(pod, index, code, message)
@@ -397,7 +433,7 @@ class TestKubelet:
             env["JUPYTERHUB_SERVICE_URL"] = podspec.rebind_service_url(
                 env["JUPYTERHUB_SERVICE_URL"], running.ip, running.port
             )
-        _check_loopback_urls(env)
+        podspec.check_loopback_urls(env)
         view = containers.view(pod, container, running.workdir, paths)
         if view.skipped:
             log.warning(
@@ -407,17 +443,24 @@ class TestKubelet:
                 ", ".join(view.skipped),
             )
         running.view = view
-        running.env = {**_base_env(view, env), **env}
+        running.env = {**containers.base_env(view, env), **env}
         args = podspec.singleuser_args(container, running.ip, running.port)
         view = await asyncio.to_thread(containers.runnable_view, view, self.singleuser)
         if view.runs_as_root:
             args.append("--allow-root")  # a pod would run as its own user
+        await self._container_start_cost()
+        running.started_at[container["name"]] = time.monotonic()
         running.proc = await containers.start(
             view.argv([self.singleuser, *args]),
             running.env,
             running.log_path,
             view.home_dir,
         )
+
+    async def _container_start_cost(self) -> None:
+        """What the runtime would spend creating and starting a container."""
+        if self.container_start_seconds:
+            await asyncio.sleep(self.container_start_seconds)
 
     async def _lookup_for(self, namespace: str):
         """A synchronous Secret/ConfigMap lookup, prefetched for one pod."""
@@ -487,11 +530,11 @@ class TestKubelet:
             await asyncio.gather(running.task, return_exceptions=True)
         proc = running.proc
         if proc and proc.returncode is None:
-            _signal_group(proc.pid, signal.SIGTERM)
+            containers.signal_group(proc.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), 5)
             except asyncio.TimeoutError:
-                _signal_group(proc.pid, signal.SIGKILL)
+                containers.signal_group(proc.pid, signal.SIGKILL)
                 await proc.wait()
         shutil.rmtree(running.workdir, ignore_errors=True)
 
@@ -550,44 +593,3 @@ class TestKubelet:
         except ApiException as e:
             if e.status != 404:
                 raise
-
-
-def _check_loopback_urls(env: dict) -> None:
-    """Refuse to start a server that would talk to a non-loopback hub."""
-    for key in (
-        "JUPYTERHUB_API_URL",
-        "JUPYTERHUB_SERVICE_URL",
-        "JUPYTERHUB_ACTIVITY_URL",
-    ):
-        host = urlsplit(env.get(key, "")).hostname
-        if host and host != "localhost" and not is_loopback(host):
-            raise ValueError(
-                f"{key}={env[key]} is not a loopback address; the test kubelet "
-                "only runs servers that talk to 127.0.0.0/8. Set the hub's "
-                "`c.JupyterHub.hub_connect_ip = '127.0.0.1'`."
-            )
-
-
-def _base_env(view: containers.View, env: dict) -> dict:
-    """What a container gets besides its own `env`: PATH, HOME, USER."""
-    base = {k: os.environ[k] for k in ("PATH", "LANG", "TZ") if k in os.environ}
-    base.update(
-        HOME=view.home,
-        USER=env.get("JUPYTERHUB_USER", "jovyan"),
-        JUPYTER_PLATFORM_DIRS="1",
-    )
-    return base
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no output)"

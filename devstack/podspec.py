@@ -9,6 +9,8 @@ tested against literal pods.
 import datetime
 from urllib.parse import urlsplit, urlunsplit
 
+from .net import is_loopback
+
 DEFAULT_PORT = 8888
 
 
@@ -97,6 +99,22 @@ def rebind_service_url(url: str, ip: str, port: int) -> str:
     """JUPYTERHUB_SERVICE_URL with its host replaced by the pod's address."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=f"{ip}:{port}"))
+
+
+def check_loopback_urls(env: dict) -> None:
+    """Refuse to start a server that would talk to a non-loopback hub."""
+    for key in (
+        "JUPYTERHUB_API_URL",
+        "JUPYTERHUB_SERVICE_URL",
+        "JUPYTERHUB_ACTIVITY_URL",
+    ):
+        host = urlsplit(env.get(key, "")).hostname
+        if host and host != "localhost" and not is_loopback(host):
+            raise ValueError(
+                f"{key}={env[key]} is not a loopback address; the test kubelet "
+                "only runs servers that talk to 127.0.0.0/8. Set the hub's "
+                "`c.JupyterHub.hub_connect_ip = '127.0.0.1'`."
+            )
 
 
 def singleuser_args(container: dict, ip: str, port: int) -> list[str]:
@@ -220,6 +238,45 @@ def init_failed_status(pod: dict, index: int, exit_code: int, message: str) -> d
         "containerStatuses": [
             _container_status(c, False, waiting) for c in spec["containers"]
         ],
+    }
+
+
+def config_error_status(pod: dict, name: str, message: str) -> dict:
+    """Pod status once container `name` could not be created from its spec
+    (a refused `subPath`): the kubelet's CreateContainerConfigError.
+
+    The init containers before it completed; it and every later container
+    are `waiting`, it with the reason and message. A real kubelet keeps the
+    pod Pending and retries; the test kubelet gives up at once, as it does
+    for a failed mount.
+    """
+    stamp = now()
+    spec = pod["spec"]
+    inits = spec.get("initContainers") or []
+    names = [c["name"] for c in inits]
+    done_before = names.index(name) if name in names else len(names)
+    done = {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": stamp}}
+    refused = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
+
+    def state(i: int, container: dict) -> dict:
+        if i < done_before:
+            return done
+        if container["name"] == name:
+            return refused
+        return {"waiting": {"reason": later}}
+
+    later = "PodInitializing" if done_before < len(inits) else "ContainerCreating"
+
+    everything = [*inits, *spec["containers"]]
+    statuses = [
+        _container_status(c, False, state(i, c)) for i, c in enumerate(everything)
+    ]
+    return {
+        "phase": "Failed",
+        "reason": "CreateContainerConfigError",
+        "message": message,
+        "initContainerStatuses": statuses[: len(inits)],
+        "containerStatuses": statuses[len(inits) :],
     }
 
 
