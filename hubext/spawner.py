@@ -38,15 +38,33 @@ RESOURCES_ANNOTATION = "hubext/resources"
 WATCH_START_TIMEOUT = 10
 
 
-def merge_by_name(current: list, ours: list) -> list:
+def merge_by_name(current, ours: list) -> list:
     """`current` without entries named like one of `ours`, then `ours`.
 
     Relaunching the same server must not stack up copies of our volumes,
-    mounts or init containers, and an admin's own entries stay in place.
+    and an admin's own entries stay in place; one with our name gives way.
     """
-    taken = {item["name"] for item in ours}
-    kept = [item for item in current if _name_of(item) not in taken]
+    return _merge(current, ours, "name", "name")
+
+
+def merge_by_mount_path(current, ours: list) -> list:
+    """The same for volume mounts, keyed by `mountPath`: one volume may be
+    mounted at several paths (the SSH Secret's two files), one path never
+    twice (the API server refuses that)."""
+    return _merge(current, ours, "mountPath", "mount_path")
+
+
+def _merge(current, ours: list, key: str, attr: str) -> list:
+    if isinstance(current, dict):  # KubeSpawner's dict form, in key order
+        current = [current[k] for k in sorted(current)]
+    taken = {item[key] for item in ours}
+    kept = [item for item in current if _key_of(item, key, attr) not in taken]
     return kept + list(ours)
+
+
+def _key_of(item, key: str, attr: str):
+    """A dict's `key`, or a Kubernetes model object's `attr`."""
+    return item.get(key) if isinstance(item, dict) else getattr(item, attr, None)
 
 
 async def _refused_by_cluster(what: str, request):
@@ -79,10 +97,6 @@ def _literal(text: str) -> str:
     """`text` protected from KubeSpawner's `{...}` expansion of labels and
     annotations: values from a launch must never be read as a template."""
     return text.replace("{", "{{").replace("}", "}}")
-
-
-def _name_of(item) -> str | None:
-    return item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
 
 
 class HubextSpawner(KubeSpawner):
@@ -535,13 +549,10 @@ class HubextSpawner(KubeSpawner):
                 log=self.log,
             ),
         )
-        parts = sshkeys.ssh_pod_parts(
-            secret, self.image, self.ssh_dir, uid=self.uid, gid=self.fs_gid
-        )
+        parts = sshkeys.ssh_pod_parts(secret, self.ssh_dir)
         self.volumes = merge_by_name(self.volumes, parts["volumes"])
-        self.volume_mounts = merge_by_name(self.volume_mounts, parts["volume_mounts"])
-        self.init_containers = merge_by_name(
-            self.init_containers, parts["init_containers"]
+        self.volume_mounts = merge_by_mount_path(
+            self.volume_mounts, parts["volume_mounts"]
         )
 
     async def _watched(self, reflector_class):

@@ -1,9 +1,18 @@
 """The user's SSH identity: one keypair per user, the same in every server.
 
-The keypair is generated on the user's first spawn, kept in a per-user
-Secret, and copied into each notebook as `~/.ssh/ssh.priv` (mode 0600,
-owned by the user) and `~/.ssh/ssh.pub`. Why a copy and not the Secret
-volume itself: see `ssh_init_container`.
+The keypair is generated on the user's first spawn and kept in a per-user
+Secret. A notebook gets it with no extra container: `~/.ssh` is a small
+memory-backed emptyDir, so `known_hosts` and `config` can be written, and
+the Secret's two files are mounted into it with `subPath`, read-only:
+`ssh.priv` mode 0440 and `ssh.pub` 0444, owned by root, their group the
+pod's fsGroup, which is the notebook user's own group.
+
+Why OpenSSH takes that key: `ssh` and `ssh-keygen` look at a private key's
+mode only when the file belongs to the user running them; a root-owned key
+the user reads through its group is used as it is, and no other uid in the
+pod can read it. The costs (the key cannot be chmod-ed or removed, a copy
+needs `chmod 600`, a notebook run as root would refuse it) and the
+init-container copy this replaced: docs/explanation/ssh-key-permissions.md.
 
 The private key never leaves this module except inside the Secret manifest
 sent to the API server: `KeyPair` hides it from `repr`, `ensure_ssh_secret`
@@ -12,9 +21,9 @@ returns only the public key, and no log line or exception message holds it.
 
 import asyncio
 import base64
-import copy
 import json
 import logging
+import posixpath
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import serialization
@@ -32,37 +41,12 @@ DEFAULT_KEY_TYPE = "ed25519"
 
 SECRET_VOLUME_NAME = "hubext-ssh-secret"
 SSH_DIR_VOLUME_NAME = "hubext-ssh"
-INIT_CONTAINER_NAME = "hubext-ssh-init"
-STAGING_PATH = "/etc/hubext/ssh"
 DEFAULT_SSH_DIR = "/home/jovyan/.ssh"
-SECRET_MODE = 0o440
 SSH_DIR_SIZE = "4Mi"
-INIT_RESOURCES = {
-    "requests": {"cpu": "10m", "memory": "16Mi"},
-    "limits": {"cpu": "100m", "memory": "32Mi"},
-}
-
-# Runs in the init container as the notebook user, with POSIX sh only.
-# $1 is the staging directory (the Secret volume), $2 the user's ~/.ssh.
-# No curly braces: KubeSpawner expands {...} templates in init containers.
-INIT_SCRIPT = """\
-set -eu
-src=$1
-dst=$2
-for f in ssh.priv ssh.pub; do
-  if [ ! -r "$src/$f" ]; then
-    echo "hubext: cannot read $src/$f as uid $(id -u) gid $(id -g):" \\
-      "the pod's fsGroup must be the notebook user's group" >&2
-    exit 1
-  fi
-done
-umask 077
-rm -f "$dst/ssh.priv" "$dst/ssh.pub"
-cat "$src/ssh.priv" > "$dst/ssh.priv"
-cat "$src/ssh.pub" > "$dst/ssh.pub"
-chmod 600 "$dst/ssh.priv"
-chmod 644 "$dst/ssh.pub"
-"""
+#: File modes in the Secret volume. 0400 would become 0440 anyway: with an
+#: fsGroup the kubelet adds group-read to every file of a Secret volume.
+PRIVATE_KEY_MODE = 0o440
+PUBLIC_KEY_MODE = 0o444
 
 
 class SshKeyError(UserFacingError):
@@ -245,13 +229,21 @@ async def ensure_ssh_secret(
     return _public_key_of(secret, username, log)
 
 
-def ssh_volumes(secret_name: str, secret_mode: int = SECRET_MODE) -> list[dict]:
-    """The pod `volumes`: the Secret (read by the init container only) and
-    the memory-backed emptyDir that becomes `~/.ssh`."""
+def ssh_volumes(secret_name: str) -> list[dict]:
+    """The pod `volumes`: the user's Secret, its two keys as files with
+    their own modes, and the memory-backed emptyDir that becomes `~/.ssh`.
+
+    The keys are listed as `items`, so a Secret without one of them fails
+    the mount ("no key") instead of starting a notebook without its key.
+    """
+    items = [
+        {"key": PRIVATE_KEY, "path": PRIVATE_KEY, "mode": PRIVATE_KEY_MODE},
+        {"key": PUBLIC_KEY, "path": PUBLIC_KEY, "mode": PUBLIC_KEY_MODE},
+    ]
     return [
         {
             "name": SECRET_VOLUME_NAME,
-            "secret": {"secretName": secret_name, "defaultMode": secret_mode},
+            "secret": {"secretName": secret_name, "items": items},
         },
         {
             "name": SSH_DIR_VOLUME_NAME,
@@ -260,69 +252,36 @@ def ssh_volumes(secret_name: str, secret_mode: int = SECRET_MODE) -> list[dict]:
     ]
 
 
-def ssh_volume_mount(ssh_dir: str = DEFAULT_SSH_DIR) -> dict:
-    """The notebook container's mount of the prepared `~/.ssh` directory."""
-    return {"name": SSH_DIR_VOLUME_NAME, "mountPath": ssh_dir}
+def ssh_volume_mounts(ssh_dir: str = DEFAULT_SSH_DIR) -> list[dict]:
+    """The notebook container's mounts: the writable `~/.ssh`, then each key
+    file of the Secret inside it (`subPath`, read-only).
 
-
-def ssh_init_container(
-    image: str,
-    ssh_dir: str = DEFAULT_SSH_DIR,
-    uid: int = 1000,
-    gid: int = 1000,
-    resources: dict | None = None,
-    staging_path: str = STAGING_PATH,
-) -> dict:
-    """The init container that copies the key into `~/.ssh` as the user.
-
-    Why not mount the Secret at `~/.ssh` directly: its files are owned by
-    root and cannot be chmod-ed or replaced by the user; with mode 0400 and
-    no fsGroup uid 1000 cannot even read them, and with the pod's fsGroup
-    the kubelet makes them group-readable (0440 here), which `ssh` rejects
-    as "UNPROTECTED PRIVATE KEY FILE" as soon as the file belongs to the one
-    running it (a notebook run as root, or a user's own copy of it). The
-    Secret volume is also read-only, so users could not add `known_hosts`
-    or `config`. So this container, running as the notebook user (`uid`,
-    with `gid` the pod's fsGroup, which lets it read the 0440 files; no
-    privileges), copies the two files into an emptyDir: `ssh.priv` 0600 and
-    `ssh.pub` 0644, owned by the user, the directory left writable. It uses
-    the notebook `image` (already pulled) and POSIX sh only.
+    Runtimes mount parents before children, so the two files land in the
+    emptyDir whatever the order; it is written parents first all the same.
+    The files are mount points: the user can read them but not chmod,
+    replace or delete them, and a `subPath` mount does not follow updates of
+    the Secret (it is immutable: a new key comes with the next server).
     """
-    return {
-        "name": INIT_CONTAINER_NAME,
-        "image": image,
-        "command": ["sh", "-c", INIT_SCRIPT, INIT_CONTAINER_NAME],
-        "args": [staging_path, ssh_dir],
-        "resources": copy.deepcopy(INIT_RESOURCES if resources is None else resources),
-        "securityContext": {
-            "runAsUser": uid,
-            "runAsGroup": gid,
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [
-            {"name": SECRET_VOLUME_NAME, "mountPath": staging_path, "readOnly": True},
-            {"name": SSH_DIR_VOLUME_NAME, "mountPath": ssh_dir},
-        ],
-    }
+    ssh_dir = posixpath.normpath(ssh_dir)
+    return [
+        {"name": SSH_DIR_VOLUME_NAME, "mountPath": ssh_dir},
+        *(
+            {
+                "name": SECRET_VOLUME_NAME,
+                "mountPath": posixpath.join(ssh_dir, key),
+                "subPath": key,
+                "readOnly": True,
+            }
+            for key in (PRIVATE_KEY, PUBLIC_KEY)
+        ),
+    ]
 
 
-def ssh_pod_parts(
-    secret_name: str,
-    image: str,
-    ssh_dir: str = DEFAULT_SSH_DIR,
-    uid: int = 1000,
-    gid: int = 1000,
-    resources: dict | None = None,
-) -> dict:
+def ssh_pod_parts(secret_name: str, ssh_dir: str = DEFAULT_SSH_DIR) -> dict:
     """Everything a pod needs for the SSH identity, for the spawner to merge:
-    `volumes`, `volume_mounts` (notebook container) and `init_containers`."""
+    `volumes` and `volume_mounts` (of the notebook container); no container
+    of its own, so a launch costs no extra container start."""
     return {
         "volumes": ssh_volumes(secret_name),
-        "volume_mounts": [ssh_volume_mount(ssh_dir)],
-        "init_containers": [
-            ssh_init_container(image, ssh_dir, uid, gid, resources=resources)
-        ],
+        "volume_mounts": ssh_volume_mounts(ssh_dir),
     }

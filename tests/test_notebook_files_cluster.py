@@ -2,16 +2,19 @@
 
 Launches go through a real hub running HubextSpawner, exactly as BinderHub
 makes them; the checks run inside the notebook's own mount namespace, as
-its user, through the test kubelet's `exec` (like `kubectl exec`). The init
-container that copies the key is hubext's real script, run by `sh`.
+its user, through the test kubelet's `exec` (like `kubectl exec`). The key
+files are the Secret's own, mounted with `subPath` into the writable `~/.ssh`,
+and OpenSSH's `ssh-keygen` reads them there as uid 1000.
 
 The first tests check the test kubelet's volume and namespace parts on
 their own (real files and a real mount namespace, no cluster), so that a
 failure in the end-to-end tests below can be told apart from one in them.
 """
 
+import base64
 import os
 import secrets
+import shutil
 import stat
 
 import pytest
@@ -195,9 +198,11 @@ async def _sh(kubelet, namespace, pod, script) -> str:
 
 
 @end_to_end
-async def test_ssh_key_is_private_matches_and_ssh_dir_is_writable(
+async def test_ssh_key_is_the_secrets_file_usable_by_ssh_and_ssh_dir_is_writable(
     hubext_hub, core, k8s_namespace, kubelet
 ):
+    if not shutil.which("ssh-keygen"):
+        pytest.fail("ssh-keygen is not installed: install openssh-client")
     hub = await hubext_hub()
     await hub.api("POST", "/users/alice")
     pod, _ = await _start(hub, core, k8s_namespace, "alice")
@@ -205,21 +210,37 @@ async def test_ssh_key_is_private_matches_and_ssh_dir_is_writable(
 
     assert (await _sh(kubelet, ns, pod, "id -u")).strip() == "1000"
     assert (await _sh(kubelet, ns, pod, "echo ~")).strip() == "/home/jovyan"
-    mode = await _sh(kubelet, ns, pod, "stat -c '%a %u' ~/.ssh/ssh.priv")
-    assert mode.strip() == "600 1000"
-    derived = await _sh(kubelet, ns, pod, "ssh-keygen -y -f ~/.ssh/ssh.priv")
+    # the Secret's own file: owned by root, group the fsGroup, 0440
+    mode = await _sh(kubelet, ns, pod, "stat -L -c '%a %u %g' ~/.ssh/ssh.priv")
+    assert mode.strip() == "440 0 1000"
+    mode = await _sh(kubelet, ns, pod, "stat -L -c '%a %u %g' ~/.ssh/ssh.pub")
+    assert mode.strip() == "444 0 1000"
+    # OpenSSH checks a key's mode only when the user owns it: accepted
+    rc, derived, err = await kubelet.exec(
+        ns, pod, ["ssh-keygen", "-y", "-f", f"{SSH_DIR}/ssh.priv"]
+    )
+    assert rc == 0, err
     public = await _sh(kubelet, ns, pod, "cat ~/.ssh/ssh.pub")
     assert derived.split()[:2] == public.split()[:2]
     assert public.startswith("ssh-ed25519 ")
-    # the same key as the user's Secret, and the one the hub recorded
+    # the same key as the user's Secret
     secret = await core.read_namespaced_secret("alice-ssh-key", ns)
-    assert sshkeys.PUBLIC_KEY in secret.data
-    await _sh(kubelet, ns, pod, "touch ~/.ssh/known_hosts && ls ~/.ssh/known_hosts")
-    owner = await _sh(kubelet, ns, pod, "stat -c '%u' ~/.ssh/known_hosts")
-    assert owner.strip() == "1000"
-    # the Secret volume itself is not mounted in the notebook
-    rc, _, _ = await kubelet.exec(ns, pod, ["ls", sshkeys.STAGING_PATH])
+    assert secret.data[sshkeys.PUBLIC_KEY] == base64.b64encode(public.encode()).decode()
+    # ~/.ssh stays writable; the key files are mount points the user cannot
+    # remove, replace or chmod
+    await _sh(kubelet, ns, pod, "echo 'host key' >> ~/.ssh/known_hosts")
+    owner = await _sh(kubelet, ns, pod, "stat -c '%u %a' ~/.ssh/known_hosts")
+    assert owner.split()[0] == "1000"
+    rc, _, err = await kubelet.exec(ns, pod, ["rm", "-f", f"{SSH_DIR}/ssh.priv"])
+    assert rc != 0 and "Device or resource busy" in err, err
+    rc, _, _ = await kubelet.exec(ns, pod, ["chmod", "600", f"{SSH_DIR}/ssh.priv"])
     assert rc != 0
+    rc, _, _ = await kubelet.exec(ns, pod, ["sh", "-c", f"echo x > {SSH_DIR}/ssh.pub"])
+    assert rc != 0
+    assert (await _sh(kubelet, ns, pod, "cat ~/.ssh/ssh.pub")) == public
+    # only the two files: the Secret volume's directory (`..data`) is not there
+    listing = await _sh(kubelet, ns, pod, "ls -A ~/.ssh")
+    assert sorted(listing.split()) == ["known_hosts", "ssh.priv", "ssh.pub"]
 
 
 @end_to_end
@@ -275,20 +296,20 @@ async def test_nfs_volume_is_shared_by_a_users_servers_only(
         marker + "\n"
     )
     assert await _sh(kubelet, ns, third, "cat ~/.ssh/ssh.pub") == key_before
-    mode = await _sh(kubelet, ns, third, "stat -c '%a %u' ~/.ssh/ssh.priv")
-    assert mode.strip() == "600 1000"
+    mode = await _sh(kubelet, ns, third, "stat -L -c '%a %u %g' ~/.ssh/ssh.priv")
+    assert mode.strip() == "440 0 1000"
 
 
-def _pod_with_ssh_parts(name: str, secret_name: str) -> dict:
-    """A pod carrying hubext's real SSH init container, notebook user 1000."""
-    parts = sshkeys.ssh_pod_parts(secret_name, "example/never-pulled")
+def _pod_with_ssh_parts(name: str, secret_name: str, inits=()) -> dict:
+    """A pod carrying hubext's real SSH parts, notebook user 1000."""
+    parts = sshkeys.ssh_pod_parts(secret_name)
     return {
         "metadata": {"name": name},
         "spec": {
             "restartPolicy": "Never",
             "securityContext": {"fsGroup": 1000},
             "volumes": parts["volumes"],
-            "initContainers": parts["init_containers"],
+            "initContainers": list(inits),
             "containers": [
                 {
                     "name": "notebook",
@@ -311,30 +332,44 @@ async def _failed(core, namespace, name):
     return await wait_for(phase, 60, f"pod {name} finished starting")
 
 
+async def _user_secret(core, namespace, name, drop=()):
+    pair = sshkeys.generate_keypair("mallory")
+    secret = sshkeys.make_ssh_secret(name, "mallory", pair.private, pair.public)
+    for key in drop:
+        del secret["data"][key]
+    await core.create_namespaced_secret(namespace, secret)
+
+
 @pytest.mark.cluster
 async def test_init_container_failure_fails_the_pod_with_its_output(
     core, k8s_namespace, kubelet
 ):
-    # A Secret without the private key: hubext's own check refuses it before
-    # any pod exists, so this pod is made by hand to reach the init script.
-    pair = sshkeys.generate_keypair("mallory")
-    secret = sshkeys.make_ssh_secret("broken-key", "mallory", pair.private, pair.public)
-    del secret["data"][sshkeys.PRIVATE_KEY]
-    await core.create_namespaced_secret(k8s_namespace, secret)
+    # a site's own setup step, as admins add with KubeSpawner.init_containers
+    site_setup = {
+        "name": "site-setup",
+        "image": "registry.example.edu/site/setup:1",
+        "command": [
+            "sh",
+            "-c",
+            'echo "license server unreachable as $(id -u)" >&2; exit 3',
+        ],
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+    }
+    await _user_secret(core, k8s_namespace, "site-key")
     await core.create_namespaced_pod(
-        k8s_namespace, _pod_with_ssh_parts("no-key", "broken-key")
+        k8s_namespace, _pod_with_ssh_parts("no-license", "site-key", [site_setup])
     )
-    pod = await _failed(core, k8s_namespace, "no-key")
+    pod = await _failed(core, k8s_namespace, "no-license")
     assert pod.status.phase == "Failed"
     [init] = pod.status.init_container_statuses
-    assert init.name == sshkeys.INIT_CONTAINER_NAME
-    assert init.state.terminated.exit_code == 1
-    expected = "cannot read /etc/hubext/ssh/ssh.priv as uid 1000 gid 1000"
+    assert init.name == "site-setup"
+    assert init.state.terminated.exit_code == 3
+    expected = "license server unreachable as 1000"
     assert expected in pod.status.message
     assert expected in init.state.terminated.message
     assert pod.status.container_statuses[0].state.waiting.reason == "PodInitializing"
     # the notebook never started
-    assert kubelet.find(k8s_namespace, "no-key").proc is None
+    assert kubelet.find(k8s_namespace, "no-license").proc is None
     assert pod.status.pod_ip is None
 
 
@@ -347,3 +382,19 @@ async def test_missing_secret_fails_the_mount(core, k8s_namespace, kubelet):
     assert pod.status.phase == "Failed"
     assert 'secret "nobody-ssh-key" not found' in pod.status.message
     assert kubelet.find(k8s_namespace, "no-secret").proc is None
+
+
+@pytest.mark.cluster
+async def test_a_secret_without_the_private_key_fails_the_mount(
+    core, k8s_namespace, kubelet
+):
+    # hubext's own check refuses such a Secret before any pod exists, so
+    # this pod is made by hand: the listed key is missing, the mount fails
+    await _user_secret(core, k8s_namespace, "broken-key", drop=[sshkeys.PRIVATE_KEY])
+    await core.create_namespaced_pod(
+        k8s_namespace, _pod_with_ssh_parts("no-key", "broken-key")
+    )
+    pod = await _failed(core, k8s_namespace, "no-key")
+    assert pod.status.phase == "Failed"
+    assert "has no key 'ssh.priv'" in pod.status.message
+    assert kubelet.find(k8s_namespace, "no-key").proc is None

@@ -79,17 +79,31 @@ async def test_binderhub_launch_builds_the_institutional_pod(
     claim_volume = volumes[mounts["/home/alice-nfs-pvc"]]
     assert claim_volume.persistent_volume_claim.claim_name == "alice-nfs-pvc"
     ssh_volume = volumes[mounts["/home/jovyan/.ssh"]]
-    assert ssh_volume.empty_dir is not None
-    [init] = pod.spec.init_containers
-    assert init.image == notebook.image == binder_user_options(REPO, SHA)["image"]
-    assert {m.name for m in init.volume_mounts} >= {ssh_volume.name}
+    assert ssh_volume.empty_dir.medium == "Memory"
+    # the key files mounted into ~/.ssh from the Secret: no container of ours
+    assert pod.spec.init_containers is None  # this hub's config sets none
+    assert notebook.image == binder_user_options(REPO, SHA)["image"]
+    key_mounts = {
+        m.mount_path: (m.sub_path, m.read_only)
+        for m in notebook.volume_mounts
+        if m.sub_path
+    }
+    assert key_mounts == {
+        "/home/jovyan/.ssh/ssh.priv": ("ssh.priv", True),
+        "/home/jovyan/.ssh/ssh.pub": ("ssh.pub", True),
+    }
+    key_volume = volumes[mounts["/home/jovyan/.ssh/ssh.priv"]]
+    assert key_volume.secret.secret_name == "alice-ssh-key"
+    assert {i.key: i.mode for i in key_volume.secret.items} == {
+        "ssh.priv": 0o440,
+        "ssh.pub": 0o444,
+    }
     secret_volumes = [v.secret.secret_name for v in pod.spec.volumes if v.secret]
     assert secret_volumes == ["alice-ssh-key"]
 
     # uid 1000 with a matching fsGroup, the Binder image contract
     assert pod.spec.security_context.fs_group == 1000
     assert notebook.security_context.run_as_user == 1000
-    assert init.security_context.run_as_user == 1000
 
     # what the control panel shows
     assert pod.metadata.labels["hubext/commit"] == SHA

@@ -1,4 +1,5 @@
-"""SSH identity: real keypairs, literal manifests, and the init script run for real."""
+"""SSH identity: real keypairs, literal manifests, and the key files read by
+OpenSSH as uid 1000 the way the test kubelet lays out the Secret volume."""
 
 import base64
 import json
@@ -130,73 +131,85 @@ def test_secret_manifest_is_exactly_this():
 
 
 def test_pod_parts_are_exactly_these():
-    parts = sshkeys.ssh_pod_parts("alice-ssh-key", "quay.io/org/image:abc")
+    parts = sshkeys.ssh_pod_parts("alice-ssh-key")
     assert parts == {
         "volumes": [
             {
                 "name": "hubext-ssh-secret",
-                "secret": {"secretName": "alice-ssh-key", "defaultMode": 0o440},
+                "secret": {
+                    "secretName": "alice-ssh-key",
+                    "items": [
+                        {"key": "ssh.priv", "path": "ssh.priv", "mode": 0o440},
+                        {"key": "ssh.pub", "path": "ssh.pub", "mode": 0o444},
+                    ],
+                },
             },
             {
                 "name": "hubext-ssh",
                 "emptyDir": {"medium": "Memory", "sizeLimit": "4Mi"},
             },
         ],
-        "volume_mounts": [{"name": "hubext-ssh", "mountPath": "/home/jovyan/.ssh"}],
-        "init_containers": [
+        "volume_mounts": [
+            {"name": "hubext-ssh", "mountPath": "/home/jovyan/.ssh"},
             {
-                "name": "hubext-ssh-init",
-                "image": "quay.io/org/image:abc",
-                "command": ["sh", "-c", sshkeys.INIT_SCRIPT, "hubext-ssh-init"],
-                "args": ["/etc/hubext/ssh", "/home/jovyan/.ssh"],
-                "resources": {
-                    "requests": {"cpu": "10m", "memory": "16Mi"},
-                    "limits": {"cpu": "100m", "memory": "32Mi"},
-                },
-                "securityContext": {
-                    "runAsUser": 1000,
-                    "runAsGroup": 1000,
-                    "runAsNonRoot": True,
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-                "volumeMounts": [
-                    {
-                        "name": "hubext-ssh-secret",
-                        "mountPath": "/etc/hubext/ssh",
-                        "readOnly": True,
-                    },
-                    {"name": "hubext-ssh", "mountPath": "/home/jovyan/.ssh"},
-                ],
-            }
+                "name": "hubext-ssh-secret",
+                "mountPath": "/home/jovyan/.ssh/ssh.priv",
+                "subPath": "ssh.priv",
+                "readOnly": True,
+            },
+            {
+                "name": "hubext-ssh-secret",
+                "mountPath": "/home/jovyan/.ssh/ssh.pub",
+                "subPath": "ssh.pub",
+                "readOnly": True,
+            },
         ],
     }
+    assert "init_containers" not in parts  # no container of its own
 
 
-def test_init_container_resources_are_copied():
-    parts = sshkeys.ssh_pod_parts("s", "img")
-    parts["init_containers"][0]["resources"]["limits"]["memory"] = "1Gi"
-    assert sshkeys.INIT_RESOURCES["limits"]["memory"] == "32Mi"
+@pytest.mark.parametrize(
+    "ssh_dir, expected",
+    [
+        ("/home/jovyan/.ssh", "/home/jovyan/.ssh"),
+        ("/home/jovyan/.ssh/", "/home/jovyan/.ssh"),
+        ("/srv/u//keys", "/srv/u/keys"),
+    ],
+)
+def test_mounts_follow_ssh_dir(ssh_dir, expected):
+    mounts = sshkeys.ssh_volume_mounts(ssh_dir)
+    assert [m["mountPath"] for m in mounts] == [
+        expected,
+        f"{expected}/ssh.priv",
+        f"{expected}/ssh.pub",
+    ]
 
 
-def test_init_script_has_no_template_braces():
-    """KubeSpawner runs str.format over init containers: braces would break."""
-    init = sshkeys.ssh_init_container("img")
-    for text in [*init["command"], *init["args"]]:
-        assert "{" not in text and "}" not in text
-        assert text.format() == text
+def test_pod_parts_have_no_template_braces():
+    """KubeSpawner runs str.format over volumes and mounts: braces would break."""
+    parts = sshkeys.ssh_pod_parts("alice-ssh-key")
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    found = strings(parts)
+    assert "alice-ssh-key" in found and "ssh.priv" in found
+    for text in found:
+        assert "{" not in text and "}" not in text and text.format() == text
 
 
 def test_pod_skeleton_with_storage_and_ssh_is_valid():
-    ssh = sshkeys.ssh_pod_parts("alice-ssh-key", "img:1", ssh_dir="/home/jovyan/.ssh")
+    ssh = sshkeys.ssh_pod_parts("alice-ssh-key", ssh_dir="/home/jovyan/.ssh")
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "jupyter-alice"},
         "spec": {
             "securityContext": {"runAsUser": UID, "runAsGroup": GID, "fsGroup": GID},
-            "initContainers": ssh["init_containers"],
             "containers": [
                 {
                     "name": "notebook",
@@ -211,110 +224,157 @@ def test_pod_skeleton_with_storage_and_ssh_is_valid():
         },
     }
     validate(pod)
-    mounted = {m["name"] for c in pod["spec"]["containers"] for m in c["volumeMounts"]}
-    assert "hubext-ssh-secret" not in mounted  # the notebook never sees the Secret
+    [notebook] = pod["spec"]["containers"]
+    secret_mounts = [
+        m for m in notebook["volumeMounts"] if m["name"] == "hubext-ssh-secret"
+    ]
+    # the notebook sees the two key files, never the Secret volume's directory
+    assert sorted(m["subPath"] for m in secret_mounts) == ["ssh.priv", "ssh.pub"]
+    assert all(m["readOnly"] for m in secret_mounts)
+    paths = [m["mountPath"] for m in notebook["volumeMounts"]]
+    assert len(paths) == len(set(paths))
 
 
-# --- the init script, run for real as uid 1000 against temporary directories
+# --- merging the parts into the spawner's lists ----------------------------
 
 
-def run_init_script(src: Path, dst: Path) -> subprocess.CompletedProcess:
-    cmd = ["setpriv", f"--reuid={UID}", f"--regid={GID}", "--clear-groups"]
-    cmd += ["sh", "-c", sshkeys.INIT_SCRIPT, "hubext-ssh-init", str(src), str(dst)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+def test_merge_keeps_both_key_files_and_does_not_stack_on_relaunch():
+    from hubext.spawner import merge_by_mount_path
+
+    admin = [{"name": "data", "mountPath": "/data"}]
+    ours = sshkeys.ssh_volume_mounts()
+    first = merge_by_mount_path(admin, ours)
+    assert first == admin + ours  # the two mounts of one volume both stay
+    assert merge_by_mount_path(first, sshkeys.ssh_volume_mounts()) == first
 
 
-@pytest.fixture
-def pod_dirs():
-    """A Secret volume and an emptyDir as the kubelet lays them out with
-    fsGroup 1000: root-owned 0440 files behind `..data` links, and a
-    group-owned setgid 2777 directory. Needs root to create root-owned files
-    and to switch to uid 1000."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to lay out root-owned files and switch uid")
-    base = Path(tempfile.mkdtemp(prefix="hubext-ssh-"))
-    base.chmod(0o755)  # uid 1000 must be able to walk into it
-    pair = sshkeys.generate_keypair("alice")
-    src = base / "staging"
-    stamp = src / "..2026_01_01_00_00_00.000000000"
-    stamp.mkdir(parents=True)
-    for key, text in (
-        (sshkeys.PRIVATE_KEY, pair.private),
-        (sshkeys.PUBLIC_KEY, pair.public),
-    ):
-        (stamp / key).write_text(text)
-        os.chown(stamp / key, 0, GID)
-        (stamp / key).chmod(0o440)
-        (src / key).symlink_to(Path("..data") / key)
-    (src / "..data").symlink_to(stamp.name)
-    dst = base / "dot-ssh"
-    dst.mkdir()
-    os.chown(dst, 0, GID)
-    dst.chmod(0o2777)
-    yield pair, src, dst
-    shutil.rmtree(base)
+def test_merge_by_mount_path_replaces_only_the_same_path():
+    from kubernetes_asyncio.client import V1VolumeMount
+
+    from hubext.spawner import merge_by_mount_path
+
+    theirs = [
+        {"name": "site-keys", "mountPath": "/home/jovyan/.ssh/ssh.pub"},
+        V1VolumeMount(name="hubext-ssh-secret", mount_path="/etc/site"),
+        {"name": "data", "mountPath": "/data"},
+    ]
+    merged = merge_by_mount_path(theirs, sshkeys.ssh_volume_mounts())
+    # a mount at one of our paths gives way (two at one path are refused by
+    # the API server); the same volume name at another path stays, in order
+    assert merged[:2] == theirs[1:]
+    assert merged[2:] == sshkeys.ssh_volume_mounts()
 
 
-def test_init_script_copies_with_user_modes(pod_dirs):
-    pair, src, dst = pod_dirs
-    result = run_init_script(src, dst)
-    assert result.returncode == 0, result.stderr
-    priv, pub = os.stat(dst / "ssh.priv"), os.stat(dst / "ssh.pub")
-    assert stat.S_IMODE(priv.st_mode) == 0o600 and priv.st_uid == UID
-    assert stat.S_IMODE(pub.st_mode) == 0o644 and pub.st_uid == UID
-    assert priv.st_gid == pub.st_gid == GID
-    assert (dst / "ssh.priv").read_text() == pair.private
-    assert (dst / "ssh.pub").read_text() == pair.public
-    # ~/.ssh stays writable for the user
-    write = subprocess.run(
-        ["setpriv", f"--reuid={UID}", f"--regid={GID}", "--clear-groups"]
-        + ["sh", "-c", f"echo 'host key' >> {dst}/known_hosts"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert write.returncode == 0, write.stderr
-    # running again (an init container restart) gives the same result
-    assert run_init_script(src, dst).returncode == 0
-    assert stat.S_IMODE(os.stat(dst / "ssh.priv").st_mode) == 0o600
-    assert (dst / "known_hosts").exists()
+def test_merge_reads_kubespawners_dict_form_in_key_order():
+    from hubext.spawner import merge_by_mount_path, merge_by_name
+
+    mounts = {
+        "b": {"name": "b", "mountPath": "/b"},
+        "a": {"name": "a", "mountPath": "/a"},
+    }
+    merged = merge_by_mount_path(mounts, sshkeys.ssh_volume_mounts())
+    assert merged[:2] == [mounts["a"], mounts["b"]]
+    volumes = {"z": {"name": "hubext-ssh", "emptyDir": {}}, "y": {"name": "y"}}
+    merged = merge_by_name(volumes, sshkeys.ssh_volumes("s"))
+    assert merged == [{"name": "y"}, *sshkeys.ssh_volumes("s")]
 
 
-def test_copied_key_is_accepted_by_ssh_and_a_0440_copy_is_not(pod_dirs):
-    pair, src, dst = pod_dirs
-    assert run_init_script(src, dst).returncode == 0
-    kind, blob, _ = pair.public.split()
-    assert derived_public((dst / "ssh.priv").read_text()) == f"{kind} {blob}"
+# --- the Secret volume as the kubelet lays it out, read by OpenSSH as uid 1000
+
+
+def require_ssh_keygen_as_uid_1000():
+    """ssh-keygen, and a passwd entry for uid 1000 (it refuses to run
+    without one). Missing either is a broken test machine, not a skip."""
+    if not SSH_KEYGEN:
+        pytest.fail("ssh-keygen is not installed: install openssh-client")
     try:
         pwd.getpwuid(UID)
     except KeyError:
-        has_user = False
-    else:
-        has_user = True
-    if not (SSH_KEYGEN and has_user):
-        # ssh-keygen needs a passwd entry for the uid it runs as; the
-        # cryptography check above still proves the copy is the key.
-        return
-    accepted = keygen_public(dst / "ssh.priv", as_user=True)
+        pytest.fail(f"no passwd entry for uid {UID}: ssh-keygen needs one")
+
+
+@pytest.fixture
+def key_volume():
+    """The user's Secret volume made by the test kubelet's own volume code
+    from hubext's pod parts, with fsGroup 1000: root-owned files behind
+    `..data` links. Needs root to own files as root and switch to uid 1000."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to lay out root-owned files and switch uid")
+    from devstack import volumes
+
+    base = Path(tempfile.mkdtemp(prefix="hubext-ssh-"))
+    base.chmod(0o755)  # uid 1000 must be able to walk into it
+    pair = sshkeys.generate_keypair("alice")
+    pod = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {
+            "securityContext": {"fsGroup": GID},
+            "volumes": sshkeys.ssh_volumes("alice-ssh-key"),
+            "containers": [],
+        },
+    }
+    data = {"ssh.priv": pair.private.encode(), "ssh.pub": pair.public.encode()}
+    sources = {("secret", "alice-ssh-key"): data}
+    paths = volumes.prepare(pod, base / "pod", base / "claims", sources)
+    home = base / "home"  # somewhere uid 1000 may write
+    home.mkdir(mode=0o777)
+    home.chmod(0o777)
+    yield pair, paths[sshkeys.SECRET_VOLUME_NAME], home
+    shutil.rmtree(base)
+
+
+def as_user(*argv, groups=str(GID), uid=UID) -> subprocess.CompletedProcess:
+    cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}", f"--groups={groups}"]
+    return subprocess.run([*cmd, *argv], capture_output=True, text=True, timeout=30)
+
+
+def test_secret_files_are_root_owned_with_the_fs_group(key_volume):
+    pair, volume, _ = key_volume
+    priv, pub = os.stat(volume / "ssh.priv"), os.stat(volume / "ssh.pub")
+    assert (stat.S_IMODE(priv.st_mode), priv.st_uid, priv.st_gid) == (0o440, 0, GID)
+    assert (stat.S_IMODE(pub.st_mode), pub.st_uid, pub.st_gid) == (0o444, 0, GID)
+    assert (volume / "ssh.priv").read_text() == pair.private
+
+
+def test_openssh_takes_the_root_owned_key_and_refuses_a_users_0440_copy(key_volume):
+    require_ssh_keygen_as_uid_1000()
+    pair, volume, home = key_volume
+    kind, blob, _ = pair.public.split()
+    accepted = as_user(SSH_KEYGEN, "-y", "-f", str(volume / "ssh.priv"))
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.split()[:2] == [kind, blob]
-    # what the user would get from the Secret's modes on a file they own
-    shutil.copy(dst / "ssh.priv", dst / "as-mounted")
-    os.chown(dst / "as-mounted", UID, GID)
-    (dst / "as-mounted").chmod(0o440)
-    refused = keygen_public(dst / "as-mounted", as_user=True)
+    # the user's own copy keeps 0440 and belongs to the user: refused ...
+    copy = home / "copy"
+    assert as_user("cp", str(volume / "ssh.priv"), str(copy)).returncode == 0
+    assert stat.S_IMODE(os.stat(copy).st_mode) == 0o440
+    assert os.stat(copy).st_uid == UID
+    refused = as_user(SSH_KEYGEN, "-y", "-f", str(copy))
     assert refused.returncode != 0 and "too open" in refused.stderr
+    # ... until chmod 600
+    assert as_user("chmod", "600", str(copy)).returncode == 0
+    assert as_user(SSH_KEYGEN, "-y", "-f", str(copy)).returncode == 0
 
 
-def test_init_script_explains_an_unreadable_secret(pod_dirs):
-    """Without fsGroup the Secret's files are root:root and unreadable."""
-    _, src, dst = pod_dirs
-    for key in ("ssh.priv", "ssh.pub"):
-        os.chown(src / key, 0, 0, follow_symlinks=True)
-    result = run_init_script(src, dst)
-    assert result.returncode == 1
-    assert "cannot read" in result.stderr and "fsGroup" in result.stderr
-    assert not (dst / "ssh.priv").exists()
+def test_no_other_uid_reads_the_key(key_volume):
+    _, volume, _ = key_volume
+    other = as_user("cat", str(volume / "ssh.priv"), uid=UID + 1, groups=str(UID + 1))
+    assert other.returncode != 0 and "Permission denied" in other.stderr
+    # the public key is for everyone
+    assert as_user("cat", str(volume / "ssh.pub"), uid=UID + 1).returncode == 0
+
+
+def test_a_secret_without_the_private_key_fails_the_mount(tmp_path):
+    from devstack import volumes
+
+    pod = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {"volumes": sshkeys.ssh_volumes("s"), "containers": []},
+    }
+    with pytest.raises(volumes.MountError) as info:
+        volumes.prepare(
+            pod, tmp_path / "pod", tmp_path / "c", {("secret", "s"): {"ssh.pub": b"x"}}
+        )
+    assert "has no key 'ssh.priv'" in str(info.value)
 
 
 def test_create_failure_message_never_carries_the_key():

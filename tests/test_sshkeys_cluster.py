@@ -130,14 +130,13 @@ async def test_api_server_accepts_a_pod_with_the_ssh_and_storage_parts(
     from hubext import storage
 
     core = client.CoreV1Api(kube_api)
-    ssh = sshkeys.ssh_pod_parts(names.ssh_secret_name("gina"), "img:1")
+    ssh = sshkeys.ssh_pod_parts(names.ssh_secret_name("gina"))
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "jupyter-gina"},
         "spec": {
             "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
-            "initContainers": ssh["init_containers"],
             "containers": [
                 {
                     "name": "notebook",
@@ -152,13 +151,43 @@ async def test_api_server_accepts_a_pod_with_the_ssh_and_storage_parts(
         },
     }
     created = await core.create_namespaced_pod(k8s_namespace, pod, dry_run="All")
-    init = created.spec.init_containers[0]
-    assert init.security_context.capabilities.drop == ["ALL"]
-    assert created.spec.volumes[1].secret.default_mode == 0o440
-    broken = {**pod, "spec": {**pod["spec"], "volumes": ssh["volumes"]}}
-    with pytest.raises(client.exceptions.ApiException) as info:
-        await core.create_namespaced_pod(k8s_namespace, broken, dry_run="All")
-    assert info.value.status == 422  # a mount without its volume is refused
+    assert created.spec.init_containers is None
+    items = {i.key: (i.path, i.mode) for i in created.spec.volumes[1].secret.items}
+    assert items == {"ssh.priv": ("ssh.priv", 0o440), "ssh.pub": ("ssh.pub", 0o444)}
+    mounts = {m.mount_path: m for m in created.spec.containers[0].volume_mounts}
+    key = mounts["/home/jovyan/.ssh/ssh.priv"]
+    assert (key.name, key.sub_path, key.read_only) == (
+        "hubext-ssh-secret",
+        "ssh.priv",
+        True,
+    )
+    assert mounts["/home/jovyan/.ssh"].name == "hubext-ssh"
+
+    def with_mounts(mounts, volumes=pod["spec"]["volumes"]):
+        container = {**pod["spec"]["containers"][0], "volumeMounts": mounts}
+        return {
+            **pod,
+            "spec": {**pod["spec"], "containers": [container], "volumes": volumes},
+        }
+
+    refused = {
+        "a mount without its volume": with_mounts(
+            ssh["volume_mounts"], ssh["volumes"][1:]
+        ),
+        "two mounts at one path": with_mounts(
+            [*ssh["volume_mounts"], ssh["volume_mounts"][1]]
+        ),
+        "a subPath with ..": with_mounts(
+            [{**ssh["volume_mounts"][1], "subPath": "../../etc/shadow"}]
+        ),
+        "an absolute subPath": with_mounts(
+            [{**ssh["volume_mounts"][1], "subPath": "/etc/shadow"}]
+        ),
+    }
+    for what, broken in refused.items():
+        with pytest.raises(client.exceptions.ApiException) as info:
+            await core.create_namespaced_pod(k8s_namespace, broken, dry_run="All")
+        assert info.value.status == 422, what
 
 
 async def _largest_stall(work) -> tuple[float, float]:
