@@ -166,9 +166,11 @@ def read_timings(path: Path) -> list[dict]:
 
 
 @contextlib.asynccontextmanager
-async def local_cluster(with_kubelet: bool = True):
+async def local_cluster(with_kubelet: bool = True, container_start: float = 0):
     """kube-apiserver on kine, and (optionally) the test kubelet.
 
+    `container_start` is the kubelet's modelled runtime cost of starting
+    each container, in seconds (`TestKubelet` explains the model).
     Yields `(kubeconfig, api_client, kubelet_or_None)`; stops all on exit.
     """
     from kubernetes_asyncio import config
@@ -185,7 +187,9 @@ async def local_cluster(with_kubelet: bool = True):
     try:
         api = await config.new_client_from_config(config_file=str(cp.kubeconfig))
         if with_kubelet:
-            kubelet = devkubelet.TestKubelet(api)
+            kubelet = devkubelet.TestKubelet(
+                api, container_start_seconds=container_start
+            )
             await kubelet.start()
         yield cp.kubeconfig, api, kubelet
     finally:

@@ -42,7 +42,11 @@ def test_spawn_overhead_small():
         "1",
         "--timeout",
         "180",
+        "--container-start",
+        "0.05",
     )
+    # the kubelet's modelled cost of each container start, as used
+    assert "test kubelet container start cost 0.05 s per container" in out, out
     rows = {
         m[1]: [float(x) for x in m.groups()[1:]]
         for m in re.finditer(
