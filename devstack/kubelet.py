@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -47,6 +48,9 @@ log = logging.getLogger("devstack.kubelet")
 NODE_NAME = "hubext-dev-node"
 HOST_IP = "127.0.0.1"
 READY_TIMEOUT = 60
+#: Attempts at a status update whose connection the API server dropped,
+#: the first pause between them (doubled each time).
+STATUS_ATTEMPTS, STATUS_BACKOFF = 5, 0.2
 #: The default of `TestKubelet(container_start_seconds=...)`, when set.
 CONTAINER_START_ENV = "HUBEXT_KUBELET_CONTAINER_START_SECONDS"
 # Kinds removed from a namespace before its deletion is finished.
@@ -233,36 +237,12 @@ class TestKubelet:
 
     async def _register_node(self) -> None:
         """A Node object, so pods can be bound and report a hostIP."""
-        body = {
-            "metadata": {
-                "name": NODE_NAME,
-                "labels": {"kubernetes.io/hostname": NODE_NAME},
-            }
-        }
         try:
-            await self.core.create_node(body)
+            await self.core.create_node(podspec.node_manifest(NODE_NAME))
         except ApiException as e:
             if e.status != 409:
                 raise
-        stamp = podspec.now()
-        status = {
-            "status": {
-                "addresses": [
-                    {"type": "InternalIP", "address": HOST_IP},
-                    {"type": "Hostname", "address": NODE_NAME},
-                ],
-                "conditions": [
-                    {
-                        "type": "Ready",
-                        "status": "True",
-                        "reason": "KubeletReady",
-                        "message": "hubext test kubelet",
-                        "lastHeartbeatTime": stamp,
-                        "lastTransitionTime": stamp,
-                    }
-                ],
-            }
-        }
+        status = podspec.node_status(NODE_NAME, HOST_IP)
         await self.core.patch_node_status(NODE_NAME, status)
 
     # -- pods ------------------------------------------------------------
@@ -317,6 +297,9 @@ class TestKubelet:
         except ApiException as e:
             if e.status not in (404, 409):  # deleted or rebound meanwhile
                 log.error("pod %s/%s: %s", meta["namespace"], meta["name"], e)
+        except aiohttp.ClientError as e:
+            ns, name = meta["namespace"], meta["name"]
+            log.error("pod %s/%s: API server unreachable: %r", ns, name, e)
 
     async def _start_pod(self, pod: dict, running: PodProcess) -> None:
         """Bind the pod, start its server, and report Running or Failed."""
@@ -501,8 +484,11 @@ class TestKubelet:
 
     async def _patch_status(self, namespace: str, name: str, status: dict) -> None:
         try:
-            await self.core.patch_namespaced_pod_status(
-                name, namespace, {"status": status}
+            await _retrying(
+                self.core.patch_namespaced_pod_status,
+                name,
+                namespace,
+                {"status": status},
             )
         except ApiException as e:
             if e.status != 404:  # deleted meanwhile: nothing to report
@@ -587,9 +573,26 @@ class TestKubelet:
             }
         }
         try:
-            await self.core.patch_namespaced_persistent_volume_claim_status(
-                meta["name"], meta["namespace"], body
+            await _retrying(
+                self.core.patch_namespaced_persistent_volume_claim_status,
+                meta["name"],
+                meta["namespace"],
+                body,
             )
         except ApiException as e:
             if e.status != 404:
                 raise
+
+
+async def _retrying(patch, *args):
+    """A status patch (idempotent), tried again when the API server drops
+    the connection: under a hundred starting pods it sometimes closes a
+    kept-alive one, and a lost Running would leave the pod Pending for good."""
+    for attempt in range(STATUS_ATTEMPTS):
+        try:
+            return await patch(*args)
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
+            if attempt == STATUS_ATTEMPTS - 1:
+                raise
+            log.warning("%s failed (%r), trying again", patch.__name__, e)
+            await asyncio.sleep(STATUS_BACKOFF * 2**attempt)

@@ -23,6 +23,29 @@ def now() -> str:
     )
 
 
+def node_manifest(name: str) -> dict:
+    """The Node the test kubelet registers as."""
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}}
+
+
+def node_status(name: str, host_ip: str) -> dict:
+    """The Node's status patch: Ready, at `host_ip`."""
+    stamp = now()
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "KubeletReady",
+        "message": "hubext test kubelet",
+        "lastHeartbeatTime": stamp,
+        "lastTransitionTime": stamp,
+    }
+    addresses = [
+        {"type": "InternalIP", "address": host_ip},
+        {"type": "Hostname", "address": name},
+    ]
+    return {"status": {"addresses": addresses, "conditions": [ready]}}
+
+
 def main_container(pod: dict) -> dict:
     """The container serving the notebook: `notebook-port` or the first."""
     containers = pod["spec"]["containers"]

@@ -279,3 +279,35 @@ async def test_the_cost_comes_from_the_environment_and_must_not_be_negative(
     assert cost() == 0
     with pytest.raises(ValueError):
         cost(container_start_seconds=-1)
+
+
+async def test_a_status_update_survives_dropped_connections(monkeypatch):
+    """The API server under load sometimes closes a kept-alive connection
+    (the spawn benchmark lost a pod's Running that way); no server we run
+    does it on demand, so the fault is built by hand."""
+    import aiohttp
+
+    from devstack import kubelet as devkubelet
+
+    monkeypatch.setattr(devkubelet, "STATUS_BACKOFF", 0)
+    calls = []
+
+    async def patch_namespaced_pod_status(*args):
+        calls.append(args)
+        if len(calls) < 3:
+            raise aiohttp.ServerDisconnectedError()
+        return "patched"
+
+    assert await devkubelet._retrying(patch_namespaced_pod_status, "p", "ns") == (
+        "patched"
+    )
+    assert calls == [("p", "ns")] * 3
+
+    async def always_dropped(*args):
+        calls.append(args)
+        raise aiohttp.ServerDisconnectedError()
+
+    calls.clear()
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await devkubelet._retrying(always_dropped, "p")
+    assert len(calls) == devkubelet.STATUS_ATTEMPTS
