@@ -25,6 +25,7 @@ It only ever binds to or connects to 127.0.0.0/8 addresses.
 import asyncio
 import base64
 import itertools
+import json
 import logging
 import os
 import random
@@ -48,8 +49,7 @@ log = logging.getLogger("devstack.kubelet")
 NODE_NAME = "hubext-dev-node"
 HOST_IP = "127.0.0.1"
 READY_TIMEOUT = 60
-#: Attempts at a status update whose connection the API server dropped,
-#: the first pause between them (doubled each time).
+#: Tries of a status update whose connection dropped; first pause (doubling).
 STATUS_ATTEMPTS, STATUS_BACKOFF = 5, 0.2
 #: The default of `TestKubelet(container_start_seconds=...)`, when set.
 CONTAINER_START_ENV = "HUBEXT_KUBELET_CONTAINER_START_SECONDS"
@@ -99,16 +99,12 @@ class PodProcess:
 class TestKubelet:
     """Watch pods (all namespaces, or one) and run them on loopback.
 
-    `container_start_seconds` is a cost model: what a real runtime spends
-    creating and starting one container from an image already on the node
-    (sandbox and mount setup, then the exec; a few hundred milliseconds on
-    containerd). The kubelet waits that long before each init container and
-    before the main container, so that a pod with an extra container is
-    slower by what it would be on a node; the local programs alone start in
-    milliseconds and would make containers look free. A model, not a
-    measurement: the default is 0 (or `$HUBEXT_KUBELET_CONTAINER_START_SECONDS`),
-    which keeps the tests fast; `benchmarks/spawn_overhead.py` uses 0.3
-    (`--container-start`).
+    `container_start_seconds` models what a runtime spends creating and
+    starting a container from a cached image (sandbox and mounts, then the
+    exec: a few hundred ms on containerd); it is waited before each init
+    container and the main one, which local programs would make look free.
+    A model, not a measurement: default 0 (or the variable named by
+    `CONTAINER_START_ENV`) keeps tests fast; the spawn benchmark uses 0.3.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -320,14 +316,14 @@ class TestKubelet:
         except containers.SubPathError as e:
             log.warning("pod %s/%s: %s", ns, name, e)
             status = podspec.config_error_status(pod, e.container, str(e))
-            await self._patch_status(ns, name, status)
+            await self._patch_status(ns, name, status, meta["uid"])
             return
         except (OSError, ValueError) as e:
             await self._report_failed(ns, name, pod, 127, str(e))
             return
         if ready:
             status = podspec.running_status(pod, running.ip, HOST_IP, running.proc.pid)
-            await self._patch_status(ns, name, status)
+            await self._patch_status(ns, name, status, meta["uid"])
             log.info("pod %s/%s running at %s:%s", ns, name, running.ip, running.port)
         else:
             code = running.proc.returncode
@@ -399,7 +395,9 @@ class TestKubelet:
                 )
                 log.warning("pod %s/%s: %s", meta["namespace"], meta["name"], message)
                 status = podspec.init_failed_status(pod, index, code, message)
-                await self._patch_status(meta["namespace"], meta["name"], status)
+                await self._patch_status(
+                    meta["namespace"], meta["name"], status, meta["uid"]
+                )
                 return False
         return True
 
@@ -480,18 +478,20 @@ class TestKubelet:
 
     async def _report_failed(self, ns, name, pod, code: int, message: str) -> None:
         log.warning("pod %s/%s failed: %s", ns, name, message)
-        await self._patch_status(ns, name, podspec.failed_status(pod, code, message))
+        status = podspec.failed_status(pod, code, message)
+        await self._patch_status(ns, name, status, pod["metadata"]["uid"])
 
-    async def _patch_status(self, namespace: str, name: str, status: dict) -> None:
+    async def _patch_status(self, namespace: str, name: str, status: dict, uid):
+        """Report `status` for the pod `name` whose uid is `uid`, never for a
+        new pod of the same name (a spawner retrying its create deletes and
+        makes the pod again while this one may still be starting)."""
+        body = {"metadata": {"uid": uid}, "status": status}
         try:
             await _retrying(
-                self.core.patch_namespaced_pod_status,
-                name,
-                namespace,
-                {"status": status},
+                self.core.patch_namespaced_pod_status, name, namespace, body
             )
         except ApiException as e:
-            if e.status != 404:  # deleted meanwhile: nothing to report
+            if e.status != 404 and not _other_uid(e):  # gone: nothing to report
                 raise
 
     async def _finish_deletion(self, pod: dict) -> None:
@@ -586,8 +586,8 @@ class TestKubelet:
 
 async def _retrying(patch, *args):
     """A status patch (idempotent), tried again when the API server drops
-    the connection: under a hundred starting pods it sometimes closes a
-    kept-alive one, and a lost Running would leave the pod Pending for good."""
+    the connection (under load it resets some): a lost Running would leave
+    the pod Pending for good."""
     for attempt in range(STATUS_ATTEMPTS):
         try:
             return await patch(*args)
@@ -596,3 +596,13 @@ async def _retrying(patch, *args):
                 raise
             log.warning("%s failed (%r), trying again", patch.__name__, e)
             await asyncio.sleep(STATUS_BACKOFF * 2**attempt)
+
+
+def _other_uid(e: ApiException) -> bool:
+    """Whether a patch was refused because the pod of that name has another
+    uid (the API server answers 422, "metadata.uid ... field is immutable")."""
+    try:
+        causes = json.loads(e.body)["details"]["causes"]
+    except (TypeError, ValueError, KeyError):
+        return False
+    return e.status == 422 and any(c.get("field") == "metadata.uid" for c in causes)

@@ -311,3 +311,43 @@ async def test_a_status_update_survives_dropped_connections(monkeypatch):
     with pytest.raises(aiohttp.ServerDisconnectedError):
         await devkubelet._retrying(always_dropped, "p")
     assert len(calls) == devkubelet.STATUS_ATTEMPTS
+
+
+@pytest.mark.cluster
+async def test_a_status_is_never_reported_for_a_new_pod_of_the_same_name(
+    core, k8s_namespace, kubelet
+):
+    """A spawner whose create timed out deletes the pod and makes it again;
+    the first pod's late status must not land on the second (two podIPs)."""
+    from devstack import podspec
+
+    pod = _pod("same-name", [], [], [])
+    pod["spec"]["nodeName"] = "elsewhere"  # not run by the session kubelet
+    first = await core.create_namespaced_pod(k8s_namespace, pod)
+    await core.delete_namespaced_pod("same-name", k8s_namespace, grace_period_seconds=0)
+
+    async def recreated():
+        try:
+            return await core.create_namespaced_pod(k8s_namespace, pod)
+        except client.exceptions.ApiException as e:
+            if e.status != 409:  # the first one is still going
+                raise
+
+    second = await wait_for(recreated, 30, "same-name made again")
+    plain = kube_dict(pod, second)
+    status = podspec.running_status(plain, "127.0.0.9", "127.0.0.1", 1)
+    await kubelet._patch_status(k8s_namespace, "same-name", status, first.metadata.uid)
+    now = await core.read_namespaced_pod("same-name", k8s_namespace)
+    assert now.metadata.uid == second.metadata.uid
+    assert now.status.pod_ip is None and now.status.phase == "Pending"
+    await kubelet._patch_status(k8s_namespace, "same-name", status, second.metadata.uid)
+    now = await core.read_namespaced_pod("same-name", k8s_namespace)
+    assert (now.status.phase, now.status.pod_ip) == ("Running", "127.0.0.9")
+
+
+def kube_dict(manifest: dict, created) -> dict:
+    """The manifest with the server's metadata, as the kubelet sees a pod."""
+    return {
+        **manifest,
+        "metadata": {**manifest["metadata"], "uid": created.metadata.uid},
+    }
