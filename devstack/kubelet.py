@@ -23,7 +23,6 @@ It only ever binds to or connects to 127.0.0.0/8 addresses.
 """
 
 import asyncio
-import base64
 import itertools
 import json
 import logging
@@ -372,7 +371,7 @@ class TestKubelet:
     async def _run_init_containers(self, pod, running, paths) -> bool:
         """Run each init container to its end, in order; False once one fails."""
         inits = pod["spec"].get("initContainers") or []
-        lookup = await self._lookup_for(running.namespace) if inits else None
+        lookup = await self._lookup_for(running.namespace, inits)
         for index, container in enumerate(inits):
             await self._container_start_cost()
             command = list(container.get("command") or [])
@@ -408,7 +407,7 @@ class TestKubelet:
             container,
             running.ip,
             HOST_IP,
-            await self._lookup_for(running.namespace),
+            await self._lookup_for(running.namespace, [container]),
         )
         if "JUPYTERHUB_SERVICE_URL" in env:
             env["JUPYTERHUB_SERVICE_URL"] = podspec.rebind_service_url(
@@ -443,16 +442,17 @@ class TestKubelet:
         if self.container_start_seconds:
             await asyncio.sleep(self.container_start_seconds)
 
-    async def _lookup_for(self, namespace: str):
-        """A synchronous Secret/ConfigMap lookup, prefetched for one pod."""
+    async def _lookup_for(self, namespace: str, containers_: list):
+        """A synchronous Secret/ConfigMap lookup for the containers' `env`.
+
+        Only the objects they name are read, once each, as a real kubelet
+        does: listing the namespace would cost each pod more the more users'
+        Secrets the namespace holds.
+        """
         cache: dict[tuple[str, str], dict] = {}
-        secrets = await self.core.list_namespaced_secret(namespace)
-        for s in secrets.items:
-            data = {k: base64.b64decode(v).decode() for k, v in (s.data or {}).items()}
-            cache[("secret", s.metadata.name)] = data
-        maps = await self.core.list_namespaced_config_map(namespace)
-        for m in maps.items:
-            cache[("configmap", m.metadata.name)] = dict(m.data or {})
+        for kind, name in podspec.env_sources(containers_):
+            data = await self._read_source(namespace, kind, name) or {}
+            cache[(kind.lower(), name)] = {k: v.decode() for k, v in data.items()}
         return lambda kind, name, key: cache.get((kind, name), {}).get(key)
 
     async def _wait_listening(self, running: PodProcess) -> bool:

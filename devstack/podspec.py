@@ -84,6 +84,19 @@ def field_value(pod: dict, path: str, pod_ip: str, host_ip: str) -> str:
     return values.get(path, "")
 
 
+def env_sources(containers: list) -> list[tuple[str, str]]:
+    """The ("secret"|"configMap", name) objects the containers' `env` reads."""
+    kinds = {"secretKeyRef": "secret", "configMapKeyRef": "configMap"}
+    found: list[tuple[str, str]] = []
+    for container in containers:
+        for var in container.get("env") or []:
+            for ref, kind in kinds.items():
+                source = (var.get("valueFrom") or {}).get(ref)
+                if source and (kind, source["name"]) not in found:
+                    found.append((kind, source["name"]))
+    return found
+
+
 def resolve_env(pod, container, pod_ip, host_ip, lookup) -> dict[str, str]:
     """The container's environment as a dict.
 

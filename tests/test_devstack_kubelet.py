@@ -351,3 +351,46 @@ def kube_dict(manifest: dict, created) -> dict:
         **manifest,
         "metadata": {**manifest["metadata"], "uid": created.metadata.uid},
     }
+
+
+def test_env_sources_are_the_objects_the_env_names():
+    from devstack import podspec
+
+    def ref(kind, name):
+        return {"name": "V", "valueFrom": {kind: {"name": name, "key": "k"}}}
+
+    init = {"env": [ref("secretKeyRef", "a"), {"name": "X", "value": "1"}]}
+    main = {"env": [ref("configMapKeyRef", "a"), ref("secretKeyRef", "a")]}
+    assert podspec.env_sources([init, main]) == [("secret", "a"), ("configMap", "a")]
+    assert podspec.env_sources([{}]) == []
+
+
+@pytest.mark.cluster
+async def test_env_from_secrets_and_config_maps_reads_the_named_objects(
+    core, k8s_namespace, kubelet
+):
+    await core.create_namespaced_secret(
+        k8s_namespace, {"metadata": {"name": "tok"}, "stringData": {"t": "s3cret"}}
+    )
+    await core.create_namespaced_config_map(
+        k8s_namespace, {"metadata": {"name": "cfg"}, "data": {"c": "blue"}}
+    )
+    env = [
+        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "t"}}},
+        {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "c"}}},
+        {
+            "name": "M",
+            "valueFrom": {
+                "secretKeyRef": {"name": "absent", "key": "x", "optional": True}
+            },
+        },
+    ]
+    show = {
+        "name": "show",
+        "image": "example/never-pulled",
+        "command": ["sh", "-c", 'echo "T=$T C=$C M=${M-unset}"; exit 7'],
+        "env": env,
+    }
+    await core.create_namespaced_pod(k8s_namespace, _pod("env", [show], [], []))
+    pod = await _finished(core, k8s_namespace, "env")
+    assert "T=s3cret C=blue M=unset" in pod.status.message
