@@ -46,6 +46,11 @@ c.JupyterHub.concurrent_spawn_limit = 0
 c.JupyterHub.log_level = "INFO"
 """
 
+STEADY_POLL_CONFIG = """
+from benchmarks import _common as _bench
+_bench.poll_steadily({poll!r})
+"""
+
 
 # --- spawners the benchmark hubs load ----------------------------------------
 
@@ -94,13 +99,13 @@ class TimedHubextSpawner(_Timed, HubextSpawner):
         async with self.timed("fetch .resources"):
             return await super()._effective_resources(launch)
 
-    async def _mount_storage(self):
+    async def _ensure_storage(self):
         async with self.timed("ensure PVC"):
-            await super()._mount_storage()
+            return await super()._ensure_storage()
 
-    async def _mount_ssh_identity(self):
+    async def _ensure_ssh_identity(self):
         async with self.timed("ensure SSH Secret"):
-            await super()._mount_ssh_identity()
+            return await super()._ensure_ssh_identity()
 
 
 class FreshFetcherSpawner(HubextSpawner):
@@ -114,6 +119,47 @@ class FreshFetcherSpawner(HubextSpawner):
         return RepoFileFetcher(config=self.config, log=self.log)
 
 
+# --- polling ----------------------------------------------------------------
+
+
+def poll_steadily(interval: float) -> None:
+    """In this hub process, poll every `interval` seconds where JupyterHub
+    and KubeSpawner back off exponentially with random jitter.
+
+    Both wait that way for the pod to run and for the server to answer:
+    waits drawn from 0 to 0.2 s, doubling up to 5 s, so a launch is seen
+    ready up to seconds after it is. That noise is the same whichever
+    spawner runs, and larger than the differences a spawn benchmark looks
+    for; a steady poll leaves at most `interval` of it. Call it from the
+    hub's config, before any spawn.
+    """
+    import jupyterhub.utils
+    import kubespawner.spawner
+
+    async def steady(
+        pass_func,
+        fail_message,
+        start_wait=None,
+        scale_factor=None,
+        max_wait=None,
+        timeout=10,
+        timeout_tolerance=None,
+        *args,
+        **kwargs,
+    ):  # the signature of jupyterhub.utils.exponential_backoff
+        deadline = time.monotonic() + timeout
+        while True:
+            result = await jupyterhub.utils.maybe_future(pass_func(*args, **kwargs))
+            if result:
+                return result
+            if time.monotonic() >= deadline:
+                raise asyncio.TimeoutError(fail_message)
+            await asyncio.sleep(interval)
+
+    jupyterhub.utils.exponential_backoff = steady
+    kubespawner.spawner.exponential_backoff = steady
+
+
 # --- numbers ------------------------------------------------------------------
 
 
@@ -125,25 +171,26 @@ def median(values: list[float]) -> float:
 
 
 def bootstrap_ratio(
-    plain: list[float], ours: list[float], paired: bool, resamples: int = 4000
+    plain: list[list[float]], ours: list[list[float]], resamples: int = 4000
 ) -> tuple[float, float]:
     """95 % bootstrap interval of median(ours) / median(plain).
 
-    Paired runs (the same i-th conditions for both) are resampled as pairs,
-    so the machine's drift over the run cancels; unpaired ones each on its
-    own. A fixed seed makes the interval a function of the measurements.
+    `plain[i]` and `ours[i]` are the launches made under the same i-th
+    conditions: one launch each for a sequential pair, all of a round's
+    for a concurrent round. Whole groups are resampled, with the same i for
+    both, so the machine's drift cancels and launches that shared a round
+    (and its load) are not counted as independent. A fixed seed makes the
+    interval a function of the measurements.
     """
+    if len(plain) != len(ours):
+        raise ValueError(f"{len(plain)} groups of plain, {len(ours)} of ours")
     rng = random.Random(0)
-    n, m = len(plain), len(ours)
+    n = len(plain)
     ratios = []
     for _ in range(resamples):
-        if paired:
-            picks = [rng.randrange(n) for _ in range(n)]
-            p = [plain[i] for i in picks]
-            o = [ours[i] for i in picks]
-        else:
-            p = [plain[rng.randrange(n)] for _ in range(n)]
-            o = [ours[rng.randrange(m)] for _ in range(m)]
+        picks = [rng.randrange(n) for _ in range(n)]
+        p = [t for i in picks for t in plain[i]]
+        o = [t for i in picks for t in ours[i]]
         ratios.append(median(o) / median(p))
     ratios.sort()
     return ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]
@@ -241,9 +288,15 @@ def serve_forge():
 
 
 def hubext_config(
-    spawner: str, namespace: str, forge_url: str, timeout: float, limit: int = 5
+    spawner: str,
+    namespace: str,
+    forge_url: str,
+    timeout: float,
+    limit: int = 5,
+    poll: float = 0,
 ) -> str:
-    """The test suite's hubext hub config, with `spawner` as spawner class."""
+    """The test suite's hubext hub config, with `spawner` as spawner class;
+    `poll` > 0 replaces the hub's backoff by a steady poll (`poll_steadily`)."""
     from tests.fixtures.hubext_hub import HUB_CONFIG, POLICY
 
     config = HUB_CONFIG.format(
@@ -253,6 +306,7 @@ def hubext_config(
         config
         + COMMON_CONFIG.format(timeout=timeout)
         + f"c.JupyterHub.spawner_class = {spawner!r}\n"
+        + (STEADY_POLL_CONFIG.format(poll=poll) if poll > 0 else "")
     )
 
 

@@ -7,7 +7,8 @@ Each launch, before KubeSpawner builds the pod, `HubextSpawner`:
 1. refuses the start if it would take the user over their project quota;
 2. reads `.resources` from the launched repository at the launched commit
    and sets CPU, memory and GPU from it, within the site policy;
-3. makes sure the user's NFS claim and SSH key Secret exist, and mounts both;
+3. makes sure the user's NFS claim and SSH key Secret exist, and mounts both
+   (2 and 3 run at once: none needs another's result);
 4. records repo, commit and effective resources on the pod.
 
 Every failure a user can fix arrives as one `UserFacingError`, which
@@ -83,6 +84,20 @@ async def _refused_by_cluster(what: str, request):
             status=e.status,
             reason=e.reason,
         ) from None
+
+
+async def _all_or_first_error(*steps):
+    """Run `steps` at once and return their results in order.
+
+    If any fails, the first failure in argument order is raised once all
+    have ended, so the same launch always shows the same message and no
+    step is left running behind the refusal.
+    """
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 def _api_message(e: ApiException) -> str:
@@ -457,18 +472,27 @@ class HubextSpawner(KubeSpawner):
         )
         self._apply_image()
         launch = self._launch_ref()
-        resources = await self._effective_resources(launch)
+        # None of the three needs another's result: they go at once, so a
+        # launch waits for the slowest of them, not for their sum.
+        resources, claim, secret = await _all_or_first_error(
+            self._effective_resources(launch),
+            self._ensure_storage(),
+            self._ensure_ssh_identity(),
+        )
+        self._apply_resources(resources)
+        if claim:
+            self._mount_storage(claim)
+        if secret:
+            self._mount_ssh_identity(secret)
+        self._record_launch(launch, resources)
+
+    def _apply_resources(self, resources):
         for trait, value in resources.kubespawner_options(
             self._policy.gpu_resource
         ).items():
             if trait == "extra_resource_limits":
                 value = self._with_gpu(value)
             setattr(self, trait, value)
-        if self.storage_enabled:
-            await self._mount_storage()
-        if self.ssh_enabled:
-            await self._mount_ssh_identity()
-        self._record_launch(launch, resources)
 
     @property
     def _policy(self) -> ResourcePolicy:
@@ -506,31 +530,40 @@ class HubextSpawner(KubeSpawner):
         limits.update(gpu_limits)
         return limits
 
-    async def _mount_storage(self):
+    async def _ensure_storage(self) -> str | None:
+        """The user's claim made if the hub does not know it; its name."""
+        if not self.storage_enabled:
+            return None
         username = self.user.name
         claim = names.object_name(
             self.storage_claim_name_template, username, "storage claim name"
         )
-        manifest = storage.make_user_pvc(
-            claim,
-            username,
-            self.storage_class_name,
-            self.storage_size,
-            self.storage_access_modes,
-        )
         claims = await self._watched(known.ClaimReflector)
         if not known.known_claim(claims, self.namespace, claim, username):
+            manifest = storage.make_user_pvc(
+                claim,
+                username,
+                self.storage_class_name,
+                self.storage_size,
+                self.storage_access_modes,
+            )
             await _refused_by_cluster(
                 "storage volume",
                 storage.ensure_pvc(self.api, self.namespace, manifest, log=self.log),
             )
-        path = names.home_volume_path(username, self.storage_mount_path_template)
+        return claim
+
+    def _mount_storage(self, claim: str):
+        path = names.home_volume_path(self.user.name, self.storage_mount_path_template)
         self.volumes = merge_by_name(self.volumes, [storage.home_volume(claim)])
         self.volume_mounts = merge_by_name(
             self.volume_mounts, [storage.home_volume_mount(path)]
         )
 
-    async def _mount_ssh_identity(self):
+    async def _ensure_ssh_identity(self) -> str | None:
+        """The user's key Secret made if the hub does not know it; its name."""
+        if not self.ssh_enabled:
+            return None
         username = self.user.name
         secret = names.object_name(
             self.ssh_secret_name_template, username, "SSH key Secret name"
@@ -549,6 +582,9 @@ class HubextSpawner(KubeSpawner):
                 log=self.log,
             ),
         )
+        return secret
+
+    def _mount_ssh_identity(self, secret: str):
         parts = sshkeys.ssh_pod_parts(secret, self.ssh_dir)
         self.volumes = merge_by_name(self.volumes, parts["volumes"])
         self.volume_mounts = merge_by_mount_path(

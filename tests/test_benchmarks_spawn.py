@@ -7,12 +7,18 @@ and the launch burst reaches the git host once with hubext. No timing is
 asserted.
 """
 
+import asyncio
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import jupyterhub.utils
+import kubespawner.spawner
 import pytest
+
+from benchmarks import _common
 
 pytestmark = [pytest.mark.cluster, pytest.mark.hub, pytest.mark.slow]
 
@@ -44,9 +50,12 @@ def test_spawn_overhead_small():
         "180",
         "--container-start",
         "0.05",
+        "--poll",
+        "0.05",
     )
     # the kubelet's modelled cost of each container start, as used
     assert "test kubelet container start cost 0.05 s per container" in out, out
+    assert "the hubs poll every 0.05 s" in out, out
     rows = {
         m[1]: [float(x) for x in m.groups()[1:]]
         for m in re.finditer(
@@ -93,6 +102,28 @@ def test_spawn_overhead_small():
             count, median, p90 = steps[(phase, kind, "start, to pod running")]
             assert count == n and 0 < median <= p90, (phase, kind, out)
             assert steps[(phase, kind, "options step")][0] == n
+
+
+async def test_a_steady_poll_replaces_the_hubs_backoff(monkeypatch):
+    for module in (jupyterhub.utils, kubespawner.spawner):  # restored afterwards
+        monkeypatch.setattr(module, "exponential_backoff", module.exponential_backoff)
+    _common.poll_steadily(0.01)
+    backoff = kubespawner.spawner.exponential_backoff
+    assert backoff is jupyterhub.utils.exponential_backoff
+
+    polls = []
+
+    def ready(until):
+        polls.append(time.monotonic())
+        return time.monotonic() >= until and "ok"
+
+    until = time.monotonic() + 1
+    assert await backoff(ready, "not ready", timeout=10, until=until) == "ok"
+    # JupyterHub's own backoff polls about 5 times in a second (waits drawn
+    # up to 0.2, 0.4, 0.8 s ...); a steady 0.01 s poll, dozens of times
+    assert len(polls) >= 15, len(polls)
+    with pytest.raises(asyncio.TimeoutError, match="not ready"):
+        await backoff(lambda: False, "not ready", timeout=0.05)
 
 
 def test_launch_burst_small():
