@@ -201,6 +201,8 @@ def summarise(seq: dict, conc: dict, timings: dict) -> dict:
         "paired_sequential_ratio": _common.median(pairs) if pairs else None,
         "concurrent_walls": conc["walls"],
         "steps": step_stats(timings),
+        # every launch's seconds: each pair's, each round's, by spawner
+        "launches": {"sequential": seq, "concurrent": conc["seconds"]},
     }
 
 
@@ -307,8 +309,10 @@ def parse_args(argv):
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--keep", action="store_true", help="keep the hub logs")
     args = parser.parse_args(argv)
-    if args.sequential < 1 or args.concurrent < 0 or args.rounds < 1:
-        parser.error("--sequential and --rounds must be >= 1, --concurrent >= 0")
+    if args.sequential < 0 or args.concurrent < 0 or args.rounds < 1:
+        parser.error("--rounds must be >= 1, --sequential and --concurrent >= 0")
+    if not args.sequential and not args.concurrent:
+        parser.error("nothing to measure: --sequential and --concurrent are both 0")
     if args.container_start < 0:
         parser.error("--container-start must be >= 0")
     if args.poll < 0:

@@ -14,6 +14,7 @@ from kubernetes_asyncio import client
 
 from devstack import containers, volumes
 from tests.helpers.launch import wait_for
+from tests.helpers.views import run_in_view
 
 POD = {
     "metadata": {"name": "p1", "namespace": "ns1", "uid": "u1"},
@@ -143,12 +144,7 @@ async def test_subpath_mounts_land_inside_their_parent_mount(vols, tmp_path):
         "stat -c '%a %u %g' ~/.ssh/k; touch ~/.ssh/known_hosts && echo writable;"
         "rm -f ~/.ssh/k 2>&1; ls -A ~/.ssh"
     )
-    log = tmp_path / "out"
-    env = {"PATH": os.environ["PATH"], "HOME": view.home}
-    code = await containers.run_to_end(
-        view.argv(["sh", "-c", script]), env, log, tmp_path
-    )
-    out = log.read_text().splitlines()
+    code, out = await run_in_view(view, script, tmp_path)
     assert code == 0, out
     assert out[:4] == ["PRIVATE", "PUBLIC", "440 0 1000", "writable"], out
     assert "Device or resource busy" in out[4], out

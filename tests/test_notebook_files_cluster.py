@@ -24,6 +24,7 @@ from devstack import containers, mountns, volumes
 from hubext import sshkeys
 from tests.fixtures.hubext_hub import REPO, SHA
 from tests.helpers.launch import binder_user_options, launch, server_name, wait_for
+from tests.helpers.views import run_in_view
 
 
 def end_to_end(test):
@@ -151,12 +152,7 @@ async def test_a_container_sees_its_mounts_as_its_user(tmp_path):
         "touch ~/.ssh/f /home/u-nfs-pvc/f && stat -c '%u %g' /home/u-nfs-pvc/f;"
         "ls /mnt/host 2>/dev/null | wc -l; ls /home"
     )
-    log = tmp_path / "out"
-    env = {"PATH": os.environ["PATH"], "HOME": view.home}
-    code = await containers.run_to_end(
-        view.argv(["sh", "-c", script]), env, log, tmp_path
-    )
-    out = log.read_text().splitlines()
+    code, out = await run_in_view(view, script, tmp_path)
     assert code == 0, out
     assert out[:5] == ["1000", "1000 100", "/home/jovyan", "A", "ro"]
     assert out[5] == "1000 1000"  # the user's file on the shared claim
