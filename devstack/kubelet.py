@@ -41,7 +41,7 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from . import containers, podspec, volumes
-from .net import port_is_free
+from .net import AddressLease, port_is_free
 
 log = logging.getLogger("devstack.kubelet")
 
@@ -81,6 +81,7 @@ class PodProcess:
     ip: str
     port: int
     workdir: Path
+    lease: AddressLease | None = field(default=None, repr=False)
     proc: asyncio.subprocess.Process | None = None
     task: asyncio.Task | None = field(default=None, repr=False)
     view: containers.View | None = field(default=None, repr=False)
@@ -266,10 +267,11 @@ class TestKubelet:
         running.task = asyncio.create_task(self._run_pod(pod, running))
 
     def _allocate(self, pod: dict) -> PodProcess:
-        """Pick 127.0.0.N (N >= 2) not used by us and free on the pod's port.
+        """Lease 127.0.0.N (N >= 2) on the pod's port, while nothing binds it.
 
-        Each kubelet starts its search at its own random N, so test runs
-        sharing a machine rarely race for the same address.
+        The lease keeps other kubelets on the machine off the address until
+        this pod's process is gone; each starts its search at its own random
+        N, so they rarely have to skip each other's addresses.
         """
         port = podspec.container_port(podspec.main_container(pod))
         used = {p.ip for p in self.pods.values()}
@@ -277,11 +279,19 @@ class TestKubelet:
         first = first[self._offset :] + first[: self._offset]
         rest = (f"127.0.{c}.{d}" for c in range(1, 256) for d in range(1, 255))
         for ip in itertools.chain(first, rest):
-            if ip not in used and port_is_free(ip, port):
-                meta = pod["metadata"]
-                workdir = self.workdir / meta["uid"]
-                workdir.mkdir(parents=True)
-                return PodProcess(meta["namespace"], meta["name"], ip, port, workdir)
+            if ip in used:
+                continue
+            lease = AddressLease.take(ip, port)
+            if lease is None:
+                continue
+            if not port_is_free(ip, port):
+                lease.release()
+                continue
+            meta = pod["metadata"]
+            workdir = self.workdir / meta["uid"]
+            workdir.mkdir(parents=True)
+            ns, name = meta["namespace"], meta["name"]
+            return PodProcess(ns, name, ip, port, workdir, lease)
         raise RuntimeError(f"no free loopback address for port {port}")
 
     async def _run_pod(self, pod: dict, running: PodProcess) -> None:
@@ -522,6 +532,8 @@ class TestKubelet:
             except asyncio.TimeoutError:
                 containers.signal_group(proc.pid, signal.SIGKILL)
                 await proc.wait()
+        if running.lease:
+            running.lease.release()
         shutil.rmtree(running.workdir, ignore_errors=True)
 
     # -- namespaces and volumes -----------------------------------------

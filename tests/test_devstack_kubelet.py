@@ -390,3 +390,62 @@ async def test_env_from_secrets_and_config_maps_reads_the_named_objects(
     await core.create_namespaced_pod(k8s_namespace, _pod("env", [show], [], []))
     pod = await _finished(core, k8s_namespace, "env")
     assert "T=s3cret C=blue M=unset" in pod.status.message
+
+
+def _pod_on_port(uid: str, port: int) -> dict:
+    ports = [{"name": "notebook-port", "containerPort": port}]
+    return {
+        "metadata": {"name": f"pod-{uid}", "namespace": "ns1", "uid": uid},
+        "spec": {"containers": [{"name": "notebook", "ports": ports}]},
+    }
+
+
+async def test_two_kubelets_never_hand_out_one_address(kube_api):
+    """The CI failure: the JupyterHub 5 and 6 suites' kubelets both gave
+    127.0.0.N:8888 to a pod before either server had bound it."""
+    from devstack.kubelet import TestKubelet
+    from devstack.net import free_port
+
+    port = free_port()  # a port no real pod of this run is using
+    first, second = TestKubelet(kube_api), TestKubelet(kube_api)
+    second._offset = first._offset  # the worst case: the same search order
+    try:
+        mine = first._allocate(_pod_on_port("a", port))
+        theirs = second._allocate(_pod_on_port("b", port))
+        assert mine.ip != theirs.ip  # nothing listens yet: only the lease tells
+        await first._kill(mine)
+        again = second._allocate(_pod_on_port("c", port))
+        assert again.ip == mine.ip  # released with its pod
+        await second._kill(theirs)
+        await second._kill(again)
+    finally:
+        for kubelet in (first, second):
+            await kubelet.stop()
+
+
+async def test_an_address_lease_ends_with_the_process_that_holds_it():
+    import asyncio
+    import sys
+
+    from devstack.net import AddressLease, free_port
+
+    port = free_port()
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import time; from devstack.net import AddressLease; "
+        f"held = AddressLease.take('127.0.0.1', {port}); "
+        "print(held is not None, flush=True); "
+        "time.sleep(60)",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        said = await asyncio.wait_for(holder.stdout.readline(), 30)
+        assert said == b"True\n"
+        assert AddressLease.take("127.0.0.1", port) is None
+    finally:
+        holder.kill()
+        await holder.wait()
+    lease = AddressLease.take("127.0.0.1", port)
+    assert lease is not None
+    lease.release()
