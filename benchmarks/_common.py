@@ -26,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+import psutil  # noqa: E402
 from kubespawner import KubeSpawner  # noqa: E402
 
 from hubext.repofiles import RepoFileFetcher  # noqa: E402
@@ -200,6 +201,33 @@ def p90(values: list[float]) -> float:
     """Nearest-rank 90th percentile: a value that was actually measured."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+
+
+class CpuMeter:
+    """CPU seconds the whole machine and one hub spent, read twice and taken
+    apart: where a busy round's time went, beside how long it took.
+
+    The hub's share counts the hub process and its children (the proxy);
+    the machine's is every core's busy time (not idle, not waiting on I/O),
+    so it includes the API server, kine, the kubelet and the notebooks.
+    """
+
+    def __init__(self, hub_pid: int):
+        self.hub = psutil.Process(hub_pid)
+
+    def read(self) -> dict:
+        machine = psutil.cpu_times()
+        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0)
+        hub = 0.0
+        for proc in [self.hub, *self.hub.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = proc.cpu_times()
+                hub += times.user + times.system
+        return {"machine": busy, "hub": hub}
+
+    @staticmethod
+    def spent(before: dict, after: dict) -> dict:
+        return {key: after[key] - before[key] for key in before}
 
 
 def read_timings(path: Path) -> list[dict]:

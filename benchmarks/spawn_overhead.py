@@ -35,10 +35,12 @@ hubext's first load of its watches).
 The ratio of medians is printed with a 95 % bootstrap interval, resampling
 whole pairs (sequential) or whole rounds (concurrent: a round's launches
 share its load, so they are not independent). A run tells a 5 % difference
-only when its interval is narrower than that; the defaults are 120 pairs
-and 3 rounds of 100.
+only when its interval is narrower than that; the defaults, 120 pairs and
+12 rounds of 50, are the smallest that did here (3 rounds of 100 did not).
+Each concurrent round also prints the CPU seconds it cost, the machine's
+and the hub's: how much of a busy round is work rather than waiting.
 
-    python benchmarks/spawn_overhead.py --sequential 120 --concurrent 100 --rounds 3
+    python benchmarks/spawn_overhead.py --sequential 120 --concurrent 50 --rounds 12
 """
 
 import argparse
@@ -155,20 +157,23 @@ async def sequential(bench: Bench, n: int) -> dict:
 
 async def concurrent(bench: Bench, c: int, rounds: int) -> dict:
     """c launches at once per hub and round; returns, by kind, each round's
-    launch seconds and its wall time."""
+    launch seconds, its wall time and the CPU seconds it cost."""
     seconds = {kind: [] for kind in KINDS}
     walls = {kind: [] for kind in KINDS}
+    cpu = {kind: [] for kind in KINDS}
+    meters = {kind: _common.CpuMeter(bench.hubs[kind].proc.pid) for kind in KINDS}
     for r in range(rounds if c else 0):
         order = KINDS if r % 2 == 0 else KINDS[::-1]
         for kind in order:
             users = [f"{kind}-r{r}-{i}" for i in range(c)]
             await _common.create_users(bench.hubs[kind], users)
-            began = time.perf_counter()
+            began, before = time.perf_counter(), meters[kind].read()
             times = await asyncio.gather(*(bench.launch(kind, u) for u in users))
             walls[kind].append(time.perf_counter() - began)
+            cpu[kind].append(_common.CpuMeter.spent(before, meters[kind].read()))
             seconds[kind].append(list(times))
             await bench.remove(kind, users)
-    return {"seconds": seconds, "walls": walls}
+    return {"seconds": seconds, "walls": walls, "cpu": cpu}
 
 
 def summarise(seq: dict, conc: dict, timings: dict) -> dict:
@@ -200,6 +205,7 @@ def summarise(seq: dict, conc: dict, timings: dict) -> dict:
         "rows": rows,
         "paired_sequential_ratio": _common.median(pairs) if pairs else None,
         "concurrent_walls": conc["walls"],
+        "concurrent_cpu": conc["cpu"],
         "steps": step_stats(timings),
         # every launch's seconds: each pair's, each round's, by spawner
         "launches": {"sequential": seq, "concurrent": conc["seconds"]},
@@ -272,6 +278,14 @@ def report(summary: dict, args) -> None:
         if walls[kind]:
             text = ", ".join(f"{w:.1f}" for w in walls[kind])
             print(f"concurrent wall s ({kind}, per round): {text}")
+    cpu = summary["concurrent_cpu"]
+    if cpu["plain"]:
+        print("\nCPU seconds a concurrent round cost (median of the rounds):")
+        print(f"{'spawner':<8} {'machine':>8} {'hub':>8}")
+        for kind in KINDS:
+            machine = _common.median([r["machine"] for r in cpu[kind]])
+            hub = _common.median([r["hub"] for r in cpu[kind]])
+            print(f"{kind:<8} {machine:>8.1f} {hub:>8.1f}")
     print("\nsteps inside the spawner (seconds)")
     print(
         f"{'phase':<11} {'spawner':<8} {'step':<22} {'n':>4} {'median':>8} {'p90':>8}"
@@ -286,8 +300,8 @@ def report(summary: dict, args) -> None:
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequential", type=int, default=120, metavar="N")
-    parser.add_argument("--concurrent", type=int, default=100, metavar="C")
-    parser.add_argument("--rounds", type=int, default=3, metavar="R")
+    parser.add_argument("--concurrent", type=int, default=50, metavar="C")
+    parser.add_argument("--rounds", type=int, default=12, metavar="R")
     parser.add_argument("--timeout", type=float, default=900, metavar="SECONDS")
     parser.add_argument(
         "--container-start",

@@ -103,6 +103,15 @@ def test_spawn_overhead_small():
             assert count == n and 0 < median <= p90, (phase, kind, out)
             assert steps[(phase, kind, "options step")][0] == n
 
+    # what the concurrent round cost: the hub is one part of the machine
+    cpu = {
+        m[1]: (float(m[2]), float(m[3]))
+        for m in re.finditer(rf"^(plain|hubext)\s+{NUMBER}\s+{NUMBER}\s*$", out, re.M)
+    }
+    assert set(cpu) == {"plain", "hubext"}, out
+    for machine, hub in cpu.values():
+        assert 0 < hub < machine, out
+
 
 async def test_a_steady_poll_replaces_the_hubs_backoff(monkeypatch):
     for module in (jupyterhub.utils, kubespawner.spawner):  # restored afterwards
