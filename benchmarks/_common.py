@@ -131,8 +131,11 @@ def poll_steadily(interval: float) -> None:
     waits drawn from 0 to 0.2 s, doubling up to 5 s, so a launch is seen
     ready up to seconds after it is. That noise is the same whichever
     spawner runs, and larger than the differences a spawn benchmark looks
-    for; a steady poll leaves at most `interval` of it. Call it from the
-    hub's config, before any spawn.
+    for; a steady poll leaves at most `interval` of it. The first wait is
+    drawn from 0 to `interval`, so what is left is spread evenly: with a
+    fixed phase every launch of one spawner fell on the same step of the
+    poll's grid, and a 25 ms difference showed as one whole step (0.1 s,
+    4 %) or none. Call it from the hub's config, before any spawn.
     """
     import jupyterhub.utils
     import kubespawner.spawner
@@ -149,13 +152,15 @@ def poll_steadily(interval: float) -> None:
         **kwargs,
     ):  # the signature of jupyterhub.utils.exponential_backoff
         deadline = time.monotonic() + timeout
+        wait = random.uniform(0, interval)  # a random phase, then steady
         while True:
             result = await jupyterhub.utils.maybe_future(pass_func(*args, **kwargs))
             if result:
                 return result
             if time.monotonic() >= deadline:
                 raise asyncio.TimeoutError(fail_message)
-            await asyncio.sleep(interval)
+            await asyncio.sleep(wait)
+            wait = interval
 
     jupyterhub.utils.exponential_backoff = steady
     kubespawner.spawner.exponential_backoff = steady
@@ -204,30 +209,52 @@ def p90(values: list[float]) -> float:
 
 
 class CpuMeter:
-    """CPU seconds the whole machine and one hub spent, read twice and taken
+    """CPU seconds the machine and its parts spent, read twice and taken
     apart: where a busy round's time went, beside how long it took.
 
-    The hub's share counts the hub process and its children (the proxy);
-    the machine's is every core's busy time (not idle, not waiting on I/O),
-    so it includes the API server, kine, the kubelet and the notebooks.
+    `machine` is every core's busy time (not idle, not waiting on I/O).
+    The parts are process trees: each hub `hubs` names (with its proxy),
+    the API server and kine (found by name below this process), and the
+    rest of this process's tree (the launches' clients, the test kubelet
+    and every pod's processes). A tree counts its processes alive now and
+    the ones that ended and were waited for.
     """
 
-    def __init__(self, hub_pid: int):
-        self.hub = psutil.Process(hub_pid)
+    CONTROL_PLANE = ("kube-apiserver", "kine")
+
+    def __init__(self, hubs: dict[str, int]):
+        self.hubs = {name: psutil.Process(pid) for name, pid in hubs.items()}
+        self.me = psutil.Process()
 
     def read(self) -> dict:
         machine = psutil.cpu_times()
         busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0)
-        hub = 0.0
-        for proc in [self.hub, *self.hub.children(recursive=True)]:
+        seconds = {"machine": busy}
+        for name, hub in self.hubs.items():
+            seconds[name] = _tree_seconds(hub)
+        seconds.update(dict.fromkeys(self.CONTROL_PLANE, 0.0))
+        for proc in self.me.children(recursive=True):
             with contextlib.suppress(psutil.NoSuchProcess):
-                times = proc.cpu_times()
-                hub += times.user + times.system
-        return {"machine": busy, "hub": hub}
+                if proc.name() in self.CONTROL_PLANE:
+                    seconds[proc.name()] += _tree_seconds(proc)
+        parts = sum(seconds[k] for k in seconds if k != "machine")
+        seconds["kubelet and pods"] = _tree_seconds(self.me) - parts
+        return seconds
 
     @staticmethod
     def spent(before: dict, after: dict) -> dict:
         return {key: after[key] - before[key] for key in before}
+
+
+def _tree_seconds(proc: "psutil.Process") -> float:
+    """CPU seconds of `proc`, the children it waited for, and its live tree."""
+    try:
+        t = proc.cpu_times()
+        children = proc.children()
+    except psutil.NoSuchProcess:
+        return 0.0
+    own = t.user + t.system + t.children_user + t.children_system
+    return own + sum(_tree_seconds(child) for child in children)
 
 
 def read_timings(path: Path) -> list[dict]:

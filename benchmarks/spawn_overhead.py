@@ -38,7 +38,8 @@ share its load, so they are not independent). A run tells a 5 % difference
 only when its interval is narrower than that; the defaults, 120 pairs and
 12 rounds of 50, are the smallest that did here (3 rounds of 100 did not).
 Each concurrent round also prints the CPU seconds it cost, the machine's
-and the hub's: how much of a busy round is work rather than waiting.
+and its parts' (`_common.CpuMeter`): how much of a busy round is work
+rather than waiting, and whose.
 
     python benchmarks/spawn_overhead.py --sequential 120 --concurrent 50 --rounds 12
 """
@@ -161,16 +162,16 @@ async def concurrent(bench: Bench, c: int, rounds: int) -> dict:
     seconds = {kind: [] for kind in KINDS}
     walls = {kind: [] for kind in KINDS}
     cpu = {kind: [] for kind in KINDS}
-    meters = {kind: _common.CpuMeter(bench.hubs[kind].proc.pid) for kind in KINDS}
+    meter = _common.CpuMeter({kind: bench.hubs[kind].proc.pid for kind in KINDS})
     for r in range(rounds if c else 0):
         order = KINDS if r % 2 == 0 else KINDS[::-1]
         for kind in order:
             users = [f"{kind}-r{r}-{i}" for i in range(c)]
             await _common.create_users(bench.hubs[kind], users)
-            began, before = time.perf_counter(), meters[kind].read()
+            began, before = time.perf_counter(), meter.read()
             times = await asyncio.gather(*(bench.launch(kind, u) for u in users))
             walls[kind].append(time.perf_counter() - began)
-            cpu[kind].append(_common.CpuMeter.spent(before, meters[kind].read()))
+            cpu[kind].append(_common.CpuMeter.spent(before, meter.read()))
             seconds[kind].append(list(times))
             await bench.remove(kind, users)
     return {"seconds": seconds, "walls": walls, "cpu": cpu}
@@ -280,12 +281,16 @@ def report(summary: dict, args) -> None:
             print(f"concurrent wall s ({kind}, per round): {text}")
     cpu = summary["concurrent_cpu"]
     if cpu["plain"]:
-        print("\nCPU seconds a concurrent round cost (median of the rounds):")
-        print(f"{'spawner':<8} {'machine':>8} {'hub':>8}")
+        parts = [p for p in cpu["plain"][0] if p not in KINDS]
+        print("\nCPU seconds a concurrent round cost, median of the rounds")
+        print("(the round's hub; the other hub idles meanwhile):")
+        print(f"{'spawner':<8} {'hub':>7}" + "".join(f" {p:>17}" for p in parts))
         for kind in KINDS:
-            machine = _common.median([r["machine"] for r in cpu[kind]])
-            hub = _common.median([r["hub"] for r in cpu[kind]])
-            print(f"{kind:<8} {machine:>8.1f} {hub:>8.1f}")
+            hub = _common.median([r[kind] for r in cpu[kind]])
+            line = f"{kind:<8} {hub:>7.1f}"
+            for part in parts:
+                line += f" {_common.median([r[part] for r in cpu[kind]]):>17.1f}"
+            print(line)
     print("\nsteps inside the spawner (seconds)")
     print(
         f"{'phase':<11} {'spawner':<8} {'step':<22} {'n':>4} {'median':>8} {'p90':>8}"
