@@ -401,6 +401,29 @@ class HubextSpawner(KubeSpawner):
     #: The validated launch options; `user_options` holds the same, as a dict.
     launch_options = LaunchOptions()
 
+    def options_from_query(self, query_data):
+        """No launch options from a link: a `/hub/spawn` URL starts the
+        server with the site's defaults, whatever its query string says.
+
+        JupyterHub starts a server straight from the query of a GET of
+        `/hub/spawn/{user}/{name}` (KubeSpawner reads
+        `profile-option-*--image=...` as launch options), and a browser
+        sends the hub's cookie with a top-level navigation from any site,
+        with no XSRF check. A link on another site would then pick the
+        image and repository of the victim's server, with the victim's
+        volume and SSH key mounted. Launches with options come through the
+        hub's REST API (BinderHub, the control panel), which needs a token
+        or the XSRF check.
+        """
+        if query_data:
+            self.log.warning(
+                "Launch of %s from a /hub/spawn link: its query (%s) is not "
+                "used; launches with options go through the REST API",
+                self._log_name,
+                ", ".join(repr(key) for key in sorted(query_data)[:10]),
+            )
+        return {}
+
     async def load_user_options(self):
         """The launch options checked, KubeSpawner's, then hubext's steps."""
         self._granted, self._granted_shown = "", False

@@ -9,12 +9,15 @@ var comes from anywhere but a plain value, and the hub keeps only validated
 options.
 """
 
+from urllib.parse import urlencode
+
 import pytest
 from kubernetes_asyncio import client
 
 from hubext import names
 from tests.fixtures.hubext_hub import REPO, SHA
 from tests.helpers.launch import binder_user_options, launch, progress, server_name
+from tests.helpers.session import login, page
 
 pytestmark = [
     pytest.mark.cluster,
@@ -247,3 +250,48 @@ async def test_an_empty_image_list_is_a_choice_the_hub_warns_about(hubext_hub):
     event = await launch(hub, "erin", server_name(REPO), options)
     assert event.get("ready"), event
     assert hub.log_text().count("c.HubextSpawner.allowed_images is empty") == 1
+
+
+# A link another site can show: a GET of /hub/spawn with launch options in
+# its query, in KubeSpawner's profile form and in JupyterHub's `opt-` form.
+ATTACKER_IMAGE = f"registry.example.edu/binder/mallory-x:{SHA}"
+LINK_QUERIES = {
+    "profile form": {
+        "profile": "p",
+        "profile-option-p--image": ATTACKER_IMAGE,
+        "profile-option-p--repo_url": "https://github.com/mallory/x",
+        "profile-option-p--binder_persistent_request": f"v2/gh/mallory/x/{SHA}",
+    },
+    "opt- form": {
+        "opt-image": ATTACKER_IMAGE,
+        "opt-repo_url": "https://github.com/mallory/x",
+        "opt-binder_persistent_request": f"v2/gh/mallory/x/{SHA}",
+    },
+}
+
+
+async def test_a_spawn_link_cannot_choose_what_runs(
+    hubext_hub, forge, kube_api, k8s_namespace
+):
+    """Bob follows a link to `/hub/spawn` that names Mallory's image and
+    repository (his browser sends his cookie: no XSRF check guards a GET).
+    The server starts with the site's defaults: not her image, no BinderHub
+    variables, and the hub keeps no options for a later start."""
+    hub = await hubext_hub(limit=20)
+    forge.add("mallory/x", SHA, ".resources", b"cpul=16\n")  # a launch that works
+    await hub.api("POST", "/users/bob")
+    cookie = await login(hub, "bob")
+    for form, query in LINK_QUERIES.items():
+        name = f"link-{form.split()[0].rstrip('-')}"
+        path = f"/hub/spawn/bob/{name}?{urlencode(query)}"
+        code, _ = await page(hub, path, cookie, follow_redirects=False)
+        assert code == 302, (form, code)
+        event = await progress(hub, "bob", name)
+        assert event.get("ready"), (form, event)
+        pod = await _pod_of(kube_api, k8s_namespace, "bob", name)
+        notebook = next(c for c in pod.spec.containers if c.name == "notebook")
+        assert notebook.image == "quay.io/jupyter/base-notebook:2025-01-01", form
+        assert not [k for k in _env(pod) if k.startswith("BINDER_")], form
+        _, bob = await hub.api("GET", "/users/bob")
+        assert not bob["servers"][name].get("user_options"), (form, bob)
+    assert hub.log_text().count("from a /hub/spawn link: its query") == 2

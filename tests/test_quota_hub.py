@@ -13,8 +13,6 @@ import json
 import random
 import secrets
 import string
-from http.cookies import SimpleCookie
-from urllib.parse import urlencode
 
 import jupyterhub
 import pytest
@@ -25,6 +23,7 @@ from traitlets.config import Config
 
 from hubext.binderhub import make_pre_launch_hook, pre_launch_hook
 from hubext.quota import quota_message
+from tests.helpers.session import login, page
 
 JUPYTERHUB_MAJOR = int(jupyterhub.__version__.split(".")[0])
 
@@ -123,35 +122,6 @@ async def user_model(hub, name):
 async def projects(hub, name):
     """The user's named servers, running and stopped, as the hub lists them."""
     return sorted(s for s in (await user_model(hub, name))["servers"] if s)
-
-
-async def login(hub, username):
-    """A browser session for `username` through the hub's login form."""
-    client = AsyncHTTPClient()
-    jar = SimpleCookie()
-    resp = await client.fetch(hub.url + "/hub/login", raise_error=False)
-    for header in resp.headers.get_list("Set-Cookie"):
-        jar.load(header)
-    xsrf = jar["_xsrf"].value
-    resp = await client.fetch(
-        hub.url + "/hub/login",
-        method="POST",
-        body=urlencode({"username": username, "password": "pw", "_xsrf": xsrf}),
-        headers={"Cookie": "; ".join(f"{k}={m.value}" for k, m in jar.items())},
-        follow_redirects=False,
-        raise_error=False,
-    )
-    assert resp.code == 302, resp.body
-    for header in resp.headers.get_list("Set-Cookie"):
-        jar.load(header)
-    return "; ".join(f"{k}={m.value}" for k, m in jar.items())
-
-
-async def page(hub, path, cookie):
-    resp = await AsyncHTTPClient().fetch(
-        hub.url + path, headers={"Cookie": cookie}, raise_error=False
-    )
-    return resp.code, resp.body.decode()
 
 
 async def test_sixth_refused_on_every_path_until_one_is_deleted(hub_factory):
