@@ -173,23 +173,45 @@ def owner_of(metadata) -> str | None:
     return (annotations or {}).get(OWNER_ANNOTATION)
 
 
-def check_owner(kind: str, name: str, metadata, username: str, log=None) -> None:
-    """Refuse an existing object that records a different owner.
+#: The `kubectl` resource of each kind of per-user object, for admins' fixes.
+_KUBECTL_RESOURCE = {"storage volume": "pvc", "SSH key": "secret"}
 
-    An object without the annotation (made before hubext, or by hand) is
-    accepted with a warning, so existing storage keeps working.
+
+def check_owner(kind: str, name: str, metadata, username: str, log=None) -> None:
+    """Refuse an existing object unless it records `username` as its owner.
+
+    An object without the annotation (made by hand, or before hubext) could
+    be anybody's: handing it to whoever's name maps onto it would give one
+    user another's volume or key wherever two naming schemes meet (a claim
+    `alice-2esmith-nfs-pvc` made for `alice.smith` by an older escaping, and
+    a user called `alice-2esmith`). An admin adopts it for its owner with
+    `kubectl annotate`; the log names the command.
     """
     log = log or logging.getLogger(__name__)
     owner = owner_of(metadata)
     if owner is None:
+        resource = _KUBECTL_RESOURCE.get(kind, "<kind>")
         log.warning(
-            "%s %s has no %s annotation; using it for user %r",
+            "%s %s has no %s annotation, so it was not used for user %r. If it "
+            "is theirs: kubectl annotate %s %s %s=<their username>",
             kind,
             name,
             OWNER_ANNOTATION,
             username,
+            resource,
+            name,
+            OWNER_ANNOTATION,
         )
-    elif owner != username:
+        raise OwnerMismatch(
+            f"Your {kind} '{name}' exists but is not recorded as belonging to "
+            "any account, so it was not used. Please send this message to the "
+            "hub admins: once they record it as yours, launch again.",
+            kind=kind,
+            name=name,
+            owner=None,
+            username=username,
+        )
+    if owner != username:
         raise OwnerMismatch(
             f"Your {kind} '{name}' is already recorded as belonging to another "
             "account, so it was not used. Please contact the hub admins and "

@@ -166,4 +166,9 @@ def test_check_owner():
         names.check_owner("storage volume", "x", meta, "alice")
     assert info.value.fields["owner"] == "Alice"
     assert "Alice" not in info.value.message  # never tell one user another's name
-    names.check_owner("storage volume", "x", {"annotations": None}, "alice")
+    # an object nobody is recorded on is nobody's to take: the admins adopt it
+    for unowned in ({"annotations": None}, {}, {"annotations": {"other": "x"}}):
+        with pytest.raises(UserFacingError) as info:
+            names.check_owner("storage volume", "x", unowned, "alice")
+        assert "not recorded as belonging to any account" in info.value.message
+        assert info.value.fields["owner"] is None

@@ -97,6 +97,25 @@ async def test_secret_of_another_user_is_refused(kube_api, k8s_namespace):
     assert pair.private.splitlines()[1] not in str(info.value)
 
 
+async def test_secret_without_an_owner_is_not_handed_out(kube_api, k8s_namespace):
+    """A key Secret with no owner annotation (made by hand, or before
+    hubext) is refused until an admin records whose it is."""
+    core = client.CoreV1Api(kube_api)
+    pair = sshkeys.generate_keypair("old")
+    name = names.ssh_secret_name("hana")
+    old = sshkeys.make_ssh_secret(name, "hana", pair.private, pair.public)
+    del old["metadata"]["annotations"]
+    await core.create_namespaced_secret(k8s_namespace, old)
+    with pytest.raises(UserFacingError) as info:
+        await ensure(core, k8s_namespace, "hana")
+    assert "not recorded as belonging to any account" in info.value.message
+    assert pair.private.splitlines()[1] not in str(info.value)
+    await core.patch_namespaced_secret(
+        name, k8s_namespace, {"metadata": {"annotations": {"hubext/username": "hana"}}}
+    )
+    assert await ensure(core, k8s_namespace, "hana") == pair.public
+
+
 async def test_incomplete_secret_is_reported_not_repaired(kube_api, k8s_namespace):
     core = client.CoreV1Api(kube_api)
     name = names.ssh_secret_name("erin")

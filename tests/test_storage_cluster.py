@@ -95,6 +95,25 @@ async def test_claim_of_another_user_is_refused(kube_api, k8s_namespace):
     assert "mallory" not in info.value.message
 
 
+async def test_claim_without_an_owner_waits_for_an_admin(kube_api, k8s_namespace):
+    """A claim made before hubext (no owner annotation) is nobody's to take
+    until an admin records its owner, as the log says how."""
+    core = client.CoreV1Api(kube_api)
+    old = claim("greg")
+    del old["metadata"]["annotations"]
+    await core.create_namespaced_persistent_volume_claim(k8s_namespace, old)
+    with pytest.raises(UserFacingError) as info:
+        await storage.ensure_pvc(core, k8s_namespace, claim("greg"))
+    assert "greg-nfs-pvc' exists but is not recorded" in info.value.message
+    # the admin's `kubectl annotate pvc greg-nfs-pvc hubext/username=greg`
+    await core.patch_namespaced_persistent_volume_claim(
+        "greg-nfs-pvc",
+        k8s_namespace,
+        {"metadata": {"annotations": {"hubext/username": "greg"}}},
+    )
+    assert await storage.ensure_pvc(core, k8s_namespace, claim("greg")) == "exists"
+
+
 async def test_api_errors_other_than_conflict_are_raised(kube_api, k8s_namespace):
     core = client.CoreV1Api(kube_api)
     with pytest.raises(client.exceptions.ApiException) as info:
