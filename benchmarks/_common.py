@@ -16,6 +16,7 @@ import math
 import os
 import random
 import secrets
+import shlex
 import shutil
 import sys
 import tempfile
@@ -246,6 +247,26 @@ class CpuMeter:
         return {key: after[key] - before[key] for key in before}
 
 
+async def settle(
+    busy_below: float = 15.0, window: float = 0.5, timeout: float = 30.0
+) -> float:
+    """Wait until the machine is nearly idle: less than `busy_below` % of
+    its CPUs busy over a `window`; give up after `timeout`. Returns the
+    seconds waited.
+
+    A round that starts while the last one's servers are still being
+    stopped and removed (the hub, the API server's and kine's writes, the
+    kubelet killing processes) shares the machine with that work, by an
+    amount that differs from round to round.
+    """
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        busy = await asyncio.to_thread(psutil.cpu_percent, window)
+        if busy < busy_below:
+            break
+    return time.monotonic() - began
+
+
 def _tree_seconds(proc: "psutil.Process") -> float:
     """CPU seconds of `proc`, the children it waited for, and its live tree."""
     try:
@@ -268,11 +289,14 @@ def read_timings(path: Path) -> list[dict]:
 
 
 @contextlib.asynccontextmanager
-async def local_cluster(with_kubelet: bool = True, container_start: float = 0):
+async def local_cluster(
+    with_kubelet: bool = True, container_start: float = 0, notebook: str | None = None
+):
     """kube-apiserver on kine, and (optionally) the test kubelet.
 
     `container_start` is the kubelet's modelled runtime cost of starting
-    each container, in seconds (`TestKubelet` explains the model).
+    each container, in seconds (`TestKubelet` explains the model);
+    `notebook` the program its pods run (default: `jupyterhub-singleuser`).
     Yields `(kubeconfig, api_client, kubelet_or_None)`; stops all on exit.
     """
     from kubernetes_asyncio import config
@@ -290,7 +314,7 @@ async def local_cluster(with_kubelet: bool = True, container_start: float = 0):
         api = await config.new_client_from_config(config_file=str(cp.kubeconfig))
         if with_kubelet:
             kubelet = devkubelet.TestKubelet(
-                api, container_start_seconds=container_start
+                api, singleuser=notebook, container_start_seconds=container_start
             )
             await kubelet.start()
         yield cp.kubeconfig, api, kubelet
@@ -300,6 +324,21 @@ async def local_cluster(with_kubelet: bool = True, container_start: float = 0):
         if api is not None:
             await api.close()
         await asyncio.to_thread(cp.stop)
+
+
+def modelled_notebook(directory: Path, start_seconds: float) -> Path:
+    """An executable in `directory` that the test kubelet can run as a pod's
+    notebook server: `modelled_notebook.py`, starting in `start_seconds`."""
+    script = Path(__file__).with_name("modelled_notebook.py")
+    program = directory / "modelled-notebook"
+    program.write_text(
+        "#!/bin/sh\n"
+        f"exec {shlex.quote(sys.executable)} {shlex.quote(str(script))} "
+        f'--start-seconds {start_seconds!r} "$@"\n'
+    )
+    program.chmod(0o755)
+    directory.chmod(0o755)  # the pods' users run it
+    return program
 
 
 async def new_namespace(api, prefix: str) -> str:

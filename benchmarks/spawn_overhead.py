@@ -9,7 +9,9 @@ progress stream) and timed from the POST to the stream's "ready" event.
 - sequential: `--sequential N` launches per hub, in pairs (plain, hubext),
   the order flipped every pair; each server is stopped before the next;
 - concurrent: `--concurrent C` launches at once on one hub, then on the
-  other (`--rounds R`, the order flipped every round), stopped in between.
+  other (`--rounds R`, the order flipped every round), stopped in between;
+  each round starts once the machine is quiet again. `--returning` makes
+  them users who launched before.
 
 Every launch is a new user (quota: 5 projects each) and a new commit, so
 hubext creates the user's PVC and SSH Secret and reads `.resources` from
@@ -24,6 +26,14 @@ so it charges each container it starts (every init container and the
 notebook) `--container-start` seconds, default 0.3: a model of containerd
 starting a container from a cached image, without which an extra container
 in hubext's pods would look free. The header prints the value used.
+
+What each pod runs is `--notebook`: by default `modelled_notebook.py`, a
+server that listens after `--server-start` seconds (default 2.0, what the
+real server took here alone) and answers every request. On a cluster the
+notebook starts on a node, off the hub's CPUs; here fifty real servers
+starting at once spend 120 of a round's 130 CPU seconds beside the hub and
+the API server, varying by a fifth from round to round, which buries what a
+spawner adds. `--notebook singleuser` runs the real server instead.
 
 JupyterHub and KubeSpawner wait for the pod and the server with an
 exponential backoff drawn at random (0 to 0.2 s, doubling up to 5 s), which
@@ -63,6 +73,7 @@ SPAWNERS = {
     "hubext": "benchmarks._common.TimedHubextSpawner",
 }
 LABELS = {"plain": "KubeSpawner 7", "hubext": "hubext"}
+WARM = "first"  # the server name of a launch made only to warm up
 HUBEXT_STEPS = ("fetch .resources", "ensure PVC", "ensure SSH Secret", "options step")
 
 
@@ -104,28 +115,28 @@ class Bench:
         self.forge.add(REPO, sha, ".resources", RESOURCES)
         return binder_user_options(REPO, sha)
 
-    async def launch(self, kind: str, user: str) -> float:
+    async def launch(self, kind: str, user: str, server: str = "lab") -> float:
         """Seconds from the POST to the "ready" event; fails loudly."""
         hub = self.hubs[kind]
         began = time.perf_counter()
-        event = await launch(hub, user, "lab", self.options(), self.timeout)
+        event = await launch(hub, user, server, self.options(), self.timeout)
         seconds = time.perf_counter() - began
         if not event.get("ready"):
             raise RuntimeError(
-                f"{LABELS[kind]} launch of {user}/lab did not become ready: "
+                f"{LABELS[kind]} launch of {user}/{server} did not become ready: "
                 f"{event}\nhub log {hub.log_path}:\n{hub.log_text()[-3000:]}"
             )
         return seconds
 
-    async def remove(self, kind: str, users: list[str]) -> None:
+    async def remove(self, kind: str, users: list[str], server: str = "lab") -> None:
         """Stop and delete the users' servers; wait until their pods are gone."""
         hub = self.hubs[kind]
         for user in users:
             code, body = await hub.api(
-                "DELETE", f"/users/{user}/servers/lab", body={"remove": True}
+                "DELETE", f"/users/{user}/servers/{server}", body={"remove": True}
             )
             if code not in (202, 204, 404):
-                raise RuntimeError(f"removing {user}/lab: {code} {body}")
+                raise RuntimeError(f"removing {user}/{server}: {code} {body}")
 
         async def pods_gone():
             return await _common.count_pods(self.api, self.namespaces[kind]) == 0
@@ -156,9 +167,18 @@ async def sequential(bench: Bench, n: int) -> dict:
     return seconds
 
 
-async def concurrent(bench: Bench, c: int, rounds: int) -> dict:
+async def concurrent(
+    bench: Bench, c: int, rounds: int, returning: bool, settle: float
+) -> dict:
     """c launches at once per hub and round; returns, by kind, each round's
-    launch seconds, its wall time and the CPU seconds it cost."""
+    launch seconds, its wall time and the CPU seconds it cost.
+
+    Each round starts on a quiet machine (`_common.settle`, waiting at
+    most `settle` seconds). With
+    `returning`, each round's users first launch once, uncounted, so the
+    measured launch is a returning user's: their claim and key Secret exist
+    and the hub has seen them (a new commit still).
+    """
     seconds = {kind: [] for kind in KINDS}
     walls = {kind: [] for kind in KINDS}
     cpu = {kind: [] for kind in KINDS}
@@ -168,6 +188,10 @@ async def concurrent(bench: Bench, c: int, rounds: int) -> dict:
         for kind in order:
             users = [f"{kind}-r{r}-{i}" for i in range(c)]
             await _common.create_users(bench.hubs[kind], users)
+            if returning:
+                await asyncio.gather(*(bench.launch(kind, u, WARM) for u in users))
+                await bench.remove(kind, users, WARM)
+            await _common.settle(timeout=settle)
             began, before = time.perf_counter(), meter.read()
             times = await asyncio.gather(*(bench.launch(kind, u) for u in users))
             walls[kind].append(time.perf_counter() - began)
@@ -214,8 +238,8 @@ def summarise(seq: dict, conc: dict, timings: dict) -> dict:
 
 
 def phase_of(server: str) -> str:
-    """The phase a launch belonged to, from its user's name."""
-    if "-warm-up" in server:
+    """The phase a launch belonged to, from its user's and server's names."""
+    if "-warm-up" in server or server.endswith(f"/{WARM}"):
         return "warm-up"
     return "sequential" if "-seq-" in server else "concurrent"
 
@@ -248,9 +272,17 @@ def step_stats(timings: dict) -> list[dict]:
 def report(summary: dict, args) -> None:
     print(
         f"spawn overhead: {args.sequential} sequential launches per spawner, "
-        f"{args.concurrent} concurrent x {args.rounds} round(s); seconds from "
-        "POST to the progress stream's ready event; test kubelet container "
-        f"start cost {args.container_start:g} s per container; the hubs poll "
+        f"{args.concurrent} concurrent x {args.rounds} round(s) of "
+        + ("returning" if args.returning else "new")
+        + " users; seconds from POST to the progress stream's ready event; "
+        f"test kubelet container start cost {args.container_start:g} s per "
+        "container; pods run "
+        + (
+            f"a modelled notebook server listening after {args.server_start:g} s"
+            if args.notebook == "modelled"
+            else "jupyterhub-singleuser"
+        )
+        + "; the hubs poll "
         + (f"every {args.poll:g} s" if args.poll else "with JupyterHub's backoff")
         + "\n"
     )
@@ -317,6 +349,21 @@ def parse_args(argv):
         "(default 0.3, containerd with a cached image)",
     )
     parser.add_argument(
+        "--notebook",
+        choices=("modelled", "singleuser"),
+        default="modelled",
+        help="what each pod runs: 'modelled' (default), a server that listens "
+        "after --server-start seconds (its start costs the hub's machine no CPU, "
+        "as on a node); 'singleuser', the real jupyterhub-singleuser",
+    )
+    parser.add_argument(
+        "--server-start",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="the modelled notebook server's time to listen (default 2.0)",
+    )
+    parser.add_argument(
         "--poll",
         type=float,
         default=0.1,
@@ -324,6 +371,20 @@ def parse_args(argv):
         help="both hubs wait for the pod and the server by polling every "
         "SECONDS instead of JupyterHub's jittered exponential backoff "
         "(default 0.1; 0 keeps the backoff)",
+    )
+    parser.add_argument(
+        "--returning",
+        action="store_true",
+        help="concurrent launches of users who launched before (their claim "
+        "and key Secret exist) instead of new users",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=30,
+        metavar="SECONDS",
+        help="before each concurrent round, wait up to SECONDS for the machine "
+        "to be quiet (under 15 %% busy; default 30, 0 does not wait)",
     )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--keep", action="store_true", help="keep the hub logs")
@@ -336,6 +397,10 @@ def parse_args(argv):
         parser.error("--container-start must be >= 0")
     if args.poll < 0:
         parser.error("--poll must be >= 0")
+    if args.settle < 0:
+        parser.error("--settle must be >= 0")
+    if args.server_start < 0:
+        parser.error("--server-start must be >= 0")
     return args
 
 
@@ -343,14 +408,21 @@ async def run(args) -> dict:
     _common.configure_http_client(2 * args.concurrent + 20)
     forge, server = _common.serve_forge()
     try:
-        cluster = _common.local_cluster(container_start=args.container_start)
+        notebook = None
+        if args.notebook == "modelled":
+            notebook = _common.modelled_notebook(args.workdir, args.server_start)
+        cluster = _common.local_cluster(
+            container_start=args.container_start, notebook=notebook
+        )
         async with cluster as (kubeconfig, api, _kubelet):
             bench = Bench(api, forge, args.timeout, args.poll)
             try:
                 await bench.start(kubeconfig, args.workdir)
                 await warm_up(bench)
                 seq = await sequential(bench, args.sequential)
-                conc = await concurrent(bench, args.concurrent, args.rounds)
+                conc = await concurrent(
+                    bench, args.concurrent, args.rounds, args.returning, args.settle
+                )
             finally:
                 await bench.stop()
             return summarise(seq, conc, bench.timings)

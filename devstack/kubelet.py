@@ -355,11 +355,12 @@ class TestKubelet:
         """Make the pod's volumes on disk; {volume name: host dir or None}."""
         if not pod["spec"].get("volumes") or not containers.namespaces_available():
             return {}
-        sources = {}
-        for kind, obj_name in volumes.sources_needed(pod):
-            sources[(kind, obj_name)] = await self._read_source(
-                running.namespace, kind, obj_name
-            )
+        # each volume is set up on its own, as a kubelet's volume manager does
+        needed = list(volumes.sources_needed(pod))
+        found = await asyncio.gather(
+            *(self._read_source(running.namespace, k, n) for k, n in needed)
+        )
+        sources = dict(zip(needed, found, strict=True))
         return volumes.prepare(pod, running.workdir, self.claims, sources)
 
     async def _read_source(self, namespace: str, kind: str, name: str):

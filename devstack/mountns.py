@@ -166,15 +166,18 @@ def _no_room(target: str) -> str:
 
 
 def _bind(mount: Mount) -> list[str]:
+    """A bind mount, with as few programs run as can do it: `[` and `:` are
+    the shell's own, and `mount` makes a read-only bind in one call. A
+    runtime mounts with system calls; each program here costs a pod a few
+    milliseconds of CPU, more for pods with more volumes."""
     src, dst = shlex.quote(mount.source), shlex.quote(mount.target)
     if mount.is_file:
         parent = shlex.quote(posixpath.dirname(mount.target))
-        lines = [f"mkdir -p {parent}", f"[ -e {dst} ] || : > {dst}"]
+        lines = [f"[ -d {parent} ] || mkdir -p {parent}", f"[ -e {dst} ] || : > {dst}"]
     else:
-        lines = [f"mkdir -p {dst}"]
-    lines.append(f"mount --bind {src} {dst}")
-    if mount.read_only:
-        lines.append(f"mount -o remount,bind,ro {dst}")
+        lines = [f"[ -d {dst} ] || mkdir -p {dst}"]
+    ro = " -o ro" if mount.read_only else ""
+    lines.append(f"mount --bind{ro} {src} {dst}")
     return lines
 
 

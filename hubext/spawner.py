@@ -603,6 +603,7 @@ class HubextSpawner(KubeSpawner):
                 username,
                 key_type=self.ssh_key_type,
                 log=self.log,
+                likely_absent=secrets is not None,
             ),
         )
         return secret

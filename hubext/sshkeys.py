@@ -195,16 +195,19 @@ async def ensure_ssh_secret(
     labels: dict | None = None,
     annotations: dict | None = None,
     log=None,
+    likely_absent: bool = False,
 ) -> str:
     """Make sure the user's SSH Secret exists; return its public key only.
 
     An existing Secret is reused as it is. If there is none, a keypair is
     generated and stored; if another spawn of the same user created it first
     (409), that winner's key is read back and used, so every server of a
-    user always sees one key.
+    user always sees one key. With `likely_absent` (the hub's watch of key
+    Secrets does not have it: a user's first launch) the create goes first,
+    one request instead of a read that answers 404 and then the create.
     """
     log = log or logging.getLogger(__name__)
-    secret = await _read_secret(api, namespace, name)
+    secret = None if likely_absent else await _read_secret(api, namespace, name)
     if secret is None:
         # rsa-4096 takes up to seconds: off the hub's event loop
         pair = await asyncio.to_thread(generate_keypair, username, key_type=key_type)
@@ -219,7 +222,7 @@ async def ensure_ssh_secret(
         else:
             log.info("Created SSH key Secret %s/%s (%s)", namespace, name, key_type)
             return pair.public
-        log.info("SSH key Secret %s/%s was created concurrently", namespace, name)
+        log.info("SSH key Secret %s/%s exists already", namespace, name)
         secret = await _read_secret(api, namespace, name)
         if secret is None:
             raise RuntimeError(

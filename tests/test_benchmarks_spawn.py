@@ -17,8 +17,10 @@ from pathlib import Path
 import jupyterhub.utils
 import kubespawner.spawner
 import pytest
+from tornado.httpclient import AsyncHTTPClient
 
 from benchmarks import _common
+from devstack.net import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.hub, pytest.mark.slow]
 
@@ -37,25 +39,40 @@ def run_script(name: str, *args: str) -> str:
     return proc.stdout
 
 
-def test_spawn_overhead_small():
-    out = run_script(
-        "spawn_overhead.py",
-        "--sequential",
-        "2",
-        "--concurrent",
-        "3",
-        "--rounds",
-        "1",
-        "--timeout",
-        "180",
-        "--container-start",
-        "0.05",
-        "--poll",
-        "0.05",
-    )
+SMALL_RUN = (
+    "--sequential",
+    "2",
+    "--concurrent",
+    "3",
+    "--rounds",
+    "1",
+    "--timeout",
+    "180",
+    "--container-start",
+    "0.05",
+    "--poll",
+    "0.05",
+    "--settle",
+    "2",
+)
+
+
+@pytest.mark.parametrize(
+    "options, pods",
+    [
+        (("--server-start", "0.5"), "a modelled notebook server listening after 0.5 s"),
+        (("--notebook", "singleuser", "--returning"), "jupyterhub-singleuser"),
+    ],
+    ids=["modelled notebook, new users", "jupyterhub-singleuser, returning users"],
+)
+def test_spawn_overhead_small(options, pods):
+    out = run_script("spawn_overhead.py", *SMALL_RUN, *options)
     # the kubelet's modelled cost of each container start, as used
     assert "test kubelet container start cost 0.05 s per container" in out, out
+    assert f"pods run {pods};" in out, out
     assert "the hubs poll every 0.05 s" in out, out
+    users = "returning" if "--returning" in options else "new"
+    assert f"x 1 round(s) of {users} users" in out, out
     rows = {
         m[1]: [float(x) for x in m.groups()[1:]]
         for m in re.finditer(
@@ -140,6 +157,39 @@ async def test_a_steady_poll_replaces_the_hubs_backoff(monkeypatch):
     assert len(polls) >= 15, len(polls)
     with pytest.raises(asyncio.TimeoutError, match="not ready"):
         await backoff(lambda: False, "not ready", timeout=0.05)
+
+
+async def test_the_modelled_notebook_listens_after_its_start_and_answers(tmp_path):
+    """What the kubelet runs for a pod: probed with `--help-all`, then
+    given `--ip`/`--port` among jupyterhub-singleuser's own options."""
+    program = _common.modelled_notebook(tmp_path, 0.3)
+    probe = subprocess.run([str(program), "--help-all"], timeout=30)
+    assert probe.returncode == 0
+    port = free_port()
+    began = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        str(program),
+        "--SingleUserNotebookApp.default_url=/lab",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+    )
+    try:
+        resp = None
+        while resp is None and time.monotonic() - began < 30:
+            try:
+                resp = await AsyncHTTPClient().fetch(
+                    f"http://127.0.0.1:{port}/user/a/lab?x=1", raise_error=False
+                )
+                if resp.code == 599:  # not listening yet
+                    resp = None
+            except OSError:
+                pass
+            await asyncio.sleep(0.05)
+        assert resp is not None and resp.code == 200, resp
+        assert time.monotonic() - began >= 0.3  # not before its modelled start
+    finally:
+        proc.kill()
+        await proc.wait()
 
 
 def test_launch_burst_small():

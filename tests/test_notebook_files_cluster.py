@@ -100,7 +100,7 @@ def test_setup_script_covers_missing_parents_without_touching_the_host():
     binds = [line.split()[-1] for line in lines if line.startswith("mount --bind")]
     assert binds.index("/home/jovyan") < binds.index("/home/jovyan/.ssh")
     assert "/opt/x" not in binds and "/tmp/pod/inner" not in binds
-    assert "mount -o remount,bind,ro /etc/hubext/ssh" in lines
+    assert "mount --bind -o ro /tmp/pod/v /etc/hubext/ssh" in lines
     assert lines[-1] == 'exec "$@"'
 
 

@@ -66,6 +66,40 @@ async def test_twenty_concurrent_first_spawns_agree_on_one_key(kube_api, k8s_nam
     assert len(listed.items) == 1
 
 
+class CountingApi:
+    """The real CoreV1Api, with the names of the requests made through it."""
+
+    def __init__(self, core):
+        self.core, self.calls = core, []
+
+    def __getattr__(self, name):
+        self.calls.append(name)
+        return getattr(self.core, name)
+
+
+async def test_a_first_key_is_one_request_and_a_wrong_guess_costs_one_more(
+    kube_api, k8s_namespace
+):
+    """`likely_absent` (the hub's watch has no Secret for the user): the
+    create goes first. Right, that is the only request; wrong, the 409 is
+    followed by the read, and the existing key (or refusal) is what counts."""
+    core = CountingApi(client.CoreV1Api(kube_api))
+    first = await ensure(core, k8s_namespace, "ivan", likely_absent=True)
+    assert core.calls == ["create_namespaced_secret"]
+    core.calls.clear()
+    again = await ensure(core, k8s_namespace, "ivan", likely_absent=True)
+    assert again == first
+    assert core.calls == ["create_namespaced_secret", "read_namespaced_secret"]
+    # another owner's Secret at the name is refused on this path too
+    pair = sshkeys.generate_keypair("mallory")
+    planted = sshkeys.make_ssh_secret(
+        names.ssh_secret_name("judy"), "mallory", pair.private, pair.public
+    )
+    await core.core.create_namespaced_secret(k8s_namespace, planted)
+    with pytest.raises(UserFacingError):
+        await ensure(core, k8s_namespace, "judy", likely_absent=True)
+
+
 async def test_two_users_get_two_secrets(kube_api, k8s_namespace):
     core = client.CoreV1Api(kube_api)
     users = ["a.b", "a-b", "A.B"]
