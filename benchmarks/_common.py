@@ -326,19 +326,29 @@ async def local_cluster(
         await asyncio.to_thread(cp.stop)
 
 
-def modelled_notebook(directory: Path, start_seconds: float) -> Path:
-    """An executable in `directory` that the test kubelet can run as a pod's
-    notebook server: `modelled_notebook.py`, starting in `start_seconds`."""
+@contextlib.contextmanager
+def modelled_notebook(start_seconds: float):
+    """An executable the test kubelet can run as a pod's notebook server:
+    `modelled_notebook.py`, listening after `start_seconds`.
+
+    It lives in a directory of its own that the pods' users may enter, not
+    in the benchmark's scratch directory, which holds the hubs' configs
+    (with their admin tokens) and databases. Removed on exit.
+    """
     script = Path(__file__).with_name("modelled_notebook.py")
-    program = directory / "modelled-notebook"
-    program.write_text(
-        "#!/bin/sh\n"
-        f"exec {shlex.quote(sys.executable)} {shlex.quote(str(script))} "
-        f'--start-seconds {start_seconds!r} "$@"\n'
-    )
-    program.chmod(0o755)
-    directory.chmod(0o755)  # the pods' users run it
-    return program
+    directory = Path(tempfile.mkdtemp(prefix="hubext-notebook-"))
+    try:
+        directory.chmod(0o755)
+        program = directory / "modelled-notebook"
+        program.write_text(
+            "#!/bin/sh\n"
+            f"exec {shlex.quote(sys.executable)} {shlex.quote(str(script))} "
+            f'--start-seconds {start_seconds!r} "$@"\n'
+        )
+        program.chmod(0o755)
+        yield program
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def new_namespace(api, prefix: str) -> str:

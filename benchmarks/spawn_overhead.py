@@ -56,6 +56,7 @@ rather than waiting, and whose.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -408,26 +409,34 @@ async def run(args) -> dict:
     _common.configure_http_client(2 * args.concurrent + 20)
     forge, server = _common.serve_forge()
     try:
-        notebook = None
-        if args.notebook == "modelled":
-            notebook = _common.modelled_notebook(args.workdir, args.server_start)
-        cluster = _common.local_cluster(
-            container_start=args.container_start, notebook=notebook
-        )
-        async with cluster as (kubeconfig, api, _kubelet):
-            bench = Bench(api, forge, args.timeout, args.poll)
-            try:
-                await bench.start(kubeconfig, args.workdir)
-                await warm_up(bench)
-                seq = await sequential(bench, args.sequential)
-                conc = await concurrent(
-                    bench, args.concurrent, args.rounds, args.returning, args.settle
+        with contextlib.ExitStack() as stack:
+            notebook = None
+            if args.notebook == "modelled":
+                notebook = stack.enter_context(
+                    _common.modelled_notebook(args.server_start)
                 )
-            finally:
-                await bench.stop()
-            return summarise(seq, conc, bench.timings)
+            return await measure(args, forge, notebook)
     finally:
         server.stop()
+
+
+async def measure(args, forge, notebook) -> dict:
+    """Both hubs on one local cluster whose pods run `notebook`."""
+    cluster = _common.local_cluster(
+        container_start=args.container_start, notebook=notebook
+    )
+    async with cluster as (kubeconfig, api, _kubelet):
+        bench = Bench(api, forge, args.timeout, args.poll)
+        try:
+            await bench.start(kubeconfig, args.workdir)
+            await warm_up(bench)
+            seq = await sequential(bench, args.sequential)
+            conc = await concurrent(
+                bench, args.concurrent, args.rounds, args.returning, args.settle
+            )
+        finally:
+            await bench.stop()
+        return summarise(seq, conc, bench.timings)
 
 
 def main(argv=None) -> dict:

@@ -83,6 +83,13 @@ def _plainly_owned(obj: dict | None, username: str) -> bool:
     )
 
 
+def unseen(reflector, namespace: str, name: str) -> bool:
+    """True when the watch runs and has no object `name` at all: most
+    likely none exists yet (a user's first launch). False without a watch,
+    or for an object it has but cannot hand out as it is."""
+    return reflector is not None and f"{namespace}/{name}" not in reflector.resources
+
+
 def known_claim(reflector, namespace: str, name: str, username: str) -> bool:
     """True when the watched set has `username`'s claim `name`, not being
     deleted; False means: ask the API server."""

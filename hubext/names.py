@@ -164,13 +164,16 @@ class OwnerMismatch(UserFacingError):
     """An existing per-user object is recorded as another user's."""
 
 
+def _field(metadata, name: str):
+    """A field of an object's metadata, a model or a dict."""
+    if isinstance(metadata, dict):
+        return metadata.get(name)
+    return getattr(metadata, name, None)
+
+
 def owner_of(metadata) -> str | None:
     """The username recorded on an object's metadata (model or dict), if any."""
-    if isinstance(metadata, dict):
-        annotations = metadata.get("annotations")
-    else:
-        annotations = getattr(metadata, "annotations", None)
-    return (annotations or {}).get(OWNER_ANNOTATION)
+    return (_field(metadata, "annotations") or {}).get(OWNER_ANNOTATION)
 
 
 #: The `kubectl` resource of each kind of per-user object, for admins' fixes.
@@ -190,17 +193,24 @@ def check_owner(kind: str, name: str, metadata, username: str, log=None) -> None
     log = log or logging.getLogger(__name__)
     owner = owner_of(metadata)
     if owner is None:
-        resource = _KUBECTL_RESOURCE.get(kind, "<kind>")
+        kubectl = (
+            f"kubectl --namespace {_field(metadata, 'namespace') or '<namespace>'}"
+        )
+        resource = f"{_KUBECTL_RESOURCE.get(kind, '<kind>')} {name}"
         log.warning(
             "%s %s has no %s annotation, so it was not used for user %r. If it "
-            "is theirs: kubectl annotate %s %s %s=<their username>",
+            "is theirs: %s annotate %s %s=<their username>; %s label %s %s=%s",
             kind,
             name,
             OWNER_ANNOTATION,
             username,
+            kubectl,
             resource,
-            name,
             OWNER_ANNOTATION,
+            kubectl,
+            resource,
+            MANAGED_BY_LABEL,
+            MANAGED_BY_VALUE,
         )
         raise OwnerMismatch(
             f"Your {kind} '{name}' exists but is not recorded as belonging to "

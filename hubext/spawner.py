@@ -403,7 +403,7 @@ class HubextSpawner(KubeSpawner):
 
     def options_from_query(self, query_data):
         """No launch options from a link: a `/hub/spawn` URL starts the
-        server with the site's defaults, whatever its query string says.
+        server as it would without a query, whatever its query says.
 
         JupyterHub starts a server straight from the query of a GET of
         `/hub/spawn/{user}/{name}` (KubeSpawner reads
@@ -411,18 +411,18 @@ class HubextSpawner(KubeSpawner):
         sends the hub's cookie with a top-level navigation from any site,
         with no XSRF check. A link on another site would then pick the
         image and repository of the victim's server, with the victim's
-        volume and SSH key mounted. Launches with options come through the
-        hub's REST API (BinderHub, the control panel), which needs a token
-        or the XSRF check.
+        volume and SSH key mounted. None, not `{}`: the server keeps the
+        checked options it was saved with (a stopped project restarts as
+        itself), and a new one gets the site's defaults.
         """
         if query_data:
             self.log.warning(
                 "Launch of %s from a /hub/spawn link: its query (%s) is not "
                 "used; launches with options go through the REST API",
                 self._log_name,
-                ", ".join(repr(key) for key in sorted(query_data)[:10]),
+                ", ".join(repr(str(key)[:64]) for key in sorted(query_data)[:10]),
             )
-        return {}
+        return None
 
     async def load_user_options(self):
         """The launch options checked, KubeSpawner's, then hubext's steps."""
@@ -603,7 +603,7 @@ class HubextSpawner(KubeSpawner):
                 username,
                 key_type=self.ssh_key_type,
                 log=self.log,
-                likely_absent=secrets is not None,
+                likely_absent=known.unseen(secrets, self.namespace, secret),
             ),
         )
         return secret

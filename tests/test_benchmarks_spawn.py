@@ -159,10 +159,15 @@ async def test_a_steady_poll_replaces_the_hubs_backoff(monkeypatch):
         await backoff(lambda: False, "not ready", timeout=0.05)
 
 
-async def test_the_modelled_notebook_listens_after_its_start_and_answers(tmp_path):
+async def test_the_modelled_notebook_listens_after_its_start_and_answers():
     """What the kubelet runs for a pod: probed with `--help-all`, then
     given `--ip`/`--port` among jupyterhub-singleuser's own options."""
-    program = _common.modelled_notebook(tmp_path, 0.3)
+    with _common.modelled_notebook(0.3) as program:
+        await _serve_and_ask(program)
+    assert not program.exists()  # removed with its directory
+
+
+async def _serve_and_ask(program):
     probe = subprocess.run([str(program), "--help-all"], timeout=30)
     assert probe.returncode == 0
     port = free_port()

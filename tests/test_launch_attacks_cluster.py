@@ -16,7 +16,13 @@ from kubernetes_asyncio import client
 
 from hubext import names
 from tests.fixtures.hubext_hub import REPO, SHA
-from tests.helpers.launch import binder_user_options, launch, progress, server_name
+from tests.helpers.launch import (
+    binder_user_options,
+    launch,
+    progress,
+    server_name,
+    wait_for,
+)
 from tests.helpers.session import login, page
 
 pytestmark = [
@@ -294,4 +300,27 @@ async def test_a_spawn_link_cannot_choose_what_runs(
         assert not [k for k in _env(pod) if k.startswith("BINDER_")], form
         _, bob = await hub.api("GET", "/users/bob")
         assert not bob["servers"][name].get("user_options"), (form, bob)
-    assert hub.log_text().count("from a /hub/spawn link: its query") == 2
+    # a stopped project followed by such a link restarts as itself
+    project = server_name(REPO)
+    assert (await launch(hub, "bob", project, good())).get("ready")
+    code, _ = await hub.api("DELETE", f"/users/bob/servers/{project}")
+    assert code in (202, 204)
+    await wait_for_stopped(hub, "bob", project)
+    query = urlencode(LINK_QUERIES["profile form"])
+    code, _ = await page(hub, f"/hub/spawn/bob/{project}?{query}", cookie, False)
+    assert code == 302
+    assert (await progress(hub, "bob", project)).get("ready")
+    pod = await _pod_of(kube_api, k8s_namespace, "bob", project)
+    notebook = next(c for c in pod.spec.containers if c.name == "notebook")
+    assert notebook.image == good()["image"]
+    assert _env(pod)["BINDER_REPO_URL"].value == f"https://github.com/{REPO}"
+    assert hub.log_text().count("from a /hub/spawn link: its query") == 3
+
+
+async def wait_for_stopped(hub, user, name):
+    async def stopped():
+        _, model = await hub.api("GET", f"/users/{user}?include_stopped_servers=1")
+        server = model["servers"].get(name) or {}
+        return not server.get("ready") and not server.get("pending")
+
+    await wait_for(stopped, 60, f"{user}/{name} stopped")

@@ -439,8 +439,16 @@ async def test_a_known_claim_and_key_cost_no_api_requests(
     hubext_hub, core, kube_api, k8s_namespace
 ):
     hub = await hubext_hub()
+    await hub.api("POST", "/users/bob")
+    await _launch_ok(hub, "bob")  # starts the watch
     await hub.api("POST", "/users/alice")
-    await _launch_ok(hub, "alice")  # makes the claim and the key, starts the watch
+    first = await _api_requests(kube_api)
+    await _launch_ok(hub, "alice")  # makes the claim and the key
+    made = await _api_requests(kube_api)
+    # a first key: the watch has none, so the create goes first, with no
+    # read before it (the one read is the test kubelet's, to mount it)
+    assert made.get(("POST", "secrets"), 0) - first.get(("POST", "secrets"), 0) == 1
+    assert made.get(("GET", "secrets"), 0) - first.get(("GET", "secrets"), 0) == 1
     await asyncio.sleep(1)  # for the watch to see them
     before = await _api_requests(kube_api)
     await _launch_ok(hub, "alice")

@@ -96,7 +96,7 @@ async def test_a_first_key_is_one_request_and_a_wrong_guess_costs_one_more(
         names.ssh_secret_name("judy"), "mallory", pair.private, pair.public
     )
     await core.core.create_namespaced_secret(k8s_namespace, planted)
-    with pytest.raises(UserFacingError):
+    with pytest.raises(names.OwnerMismatch):
         await ensure(core, k8s_namespace, "judy", likely_absent=True)
 
 
