@@ -174,11 +174,11 @@ async def concurrent(
     """c launches at once per hub and round; returns, by kind, each round's
     launch seconds, its wall time and the CPU seconds it cost.
 
-    Each round starts on a quiet machine (`_common.settle`, waiting at
-    most `settle` seconds). With
-    `returning`, each round's users first launch once, uncounted, so the
-    measured launch is a returning user's: their claim and key Secret exist
-    and the hub has seen them (a new commit still).
+    Each round starts on a quiet machine (`_common.settle`, waiting at most
+    `settle` seconds). With `returning`, each round's users first launch
+    once, uncounted, so the measured launch is a returning user's: their
+    claim and key Secret exist and the hub has seen them (a new commit
+    still).
     """
     seconds = {kind: [] for kind in KINDS}
     walls = {kind: [] for kind in KINDS}
@@ -270,23 +270,25 @@ def step_stats(timings: dict) -> list[dict]:
     ]
 
 
-def report(summary: dict, args) -> None:
-    print(
+def conditions(args) -> str:
+    """The header: what was launched, and under which modelled costs."""
+    users = "returning" if args.returning else "new"
+    if args.notebook == "modelled":
+        pods = f"a modelled notebook server listening after {args.server_start:g} s"
+    else:
+        pods = "jupyterhub-singleuser"
+    poll = f"every {args.poll:g} s" if args.poll else "with JupyterHub's backoff"
+    return (
         f"spawn overhead: {args.sequential} sequential launches per spawner, "
-        f"{args.concurrent} concurrent x {args.rounds} round(s) of "
-        + ("returning" if args.returning else "new")
-        + " users; seconds from POST to the progress stream's ready event; "
-        f"test kubelet container start cost {args.container_start:g} s per "
-        "container; pods run "
-        + (
-            f"a modelled notebook server listening after {args.server_start:g} s"
-            if args.notebook == "modelled"
-            else "jupyterhub-singleuser"
-        )
-        + "; the hubs poll "
-        + (f"every {args.poll:g} s" if args.poll else "with JupyterHub's backoff")
-        + "\n"
+        f"{args.concurrent} concurrent x {args.rounds} round(s) of {users} users; "
+        "seconds from POST to the progress stream's ready event; test kubelet "
+        f"container start cost {args.container_start:g} s per container; pods "
+        f"run {pods}; the hubs poll {poll}"
     )
+
+
+def report(summary: dict, args) -> None:
+    print(conditions(args) + "\n")
     print(
         f"{'phase':<11} {'launches':>8}  {'plain median':>12} {'plain p90':>9}  "
         f"{'hubext median':>13} {'hubext p90':>10}  {'ratio':>5}"

@@ -193,24 +193,15 @@ def check_owner(kind: str, name: str, metadata, username: str, log=None) -> None
     log = log or logging.getLogger(__name__)
     owner = owner_of(metadata)
     if owner is None:
-        kubectl = (
-            f"kubectl --namespace {_field(metadata, 'namespace') or '<namespace>'}"
-        )
-        resource = f"{_KUBECTL_RESOURCE.get(kind, '<kind>')} {name}"
+        namespace = _field(metadata, "namespace") or "<namespace>"
+        kubectl = f"kubectl --namespace {namespace}"
+        resource = f"{_KUBECTL_RESOURCE.get(kind, kind)} {name}"
         log.warning(
             "%s %s has no %s annotation, so it was not used for user %r. If it "
             "is theirs: %s annotate %s %s=<their username>; %s label %s %s=%s",
-            kind,
-            name,
-            OWNER_ANNOTATION,
-            username,
-            kubectl,
-            resource,
-            OWNER_ANNOTATION,
-            kubectl,
-            resource,
-            MANAGED_BY_LABEL,
-            MANAGED_BY_VALUE,
+            *(kind, name, OWNER_ANNOTATION, username),
+            *(kubectl, resource, OWNER_ANNOTATION),
+            *(kubectl, resource, MANAGED_BY_LABEL, MANAGED_BY_VALUE),
         )
         raise OwnerMismatch(
             f"Your {kind} '{name}' exists but is not recorded as belonging to "
