@@ -134,6 +134,14 @@ from hubext import policypage  # noqa: E402
 
 policypage.configure(c)
 
+# --- launches made ready during BinderHub's build (hubext.ahead) ------------------
+# BinderHub's check before its build posts each launch to
+# /hub/api/hubext/prepare/{user}: .resources read and checked, claim and key
+# Secret made, so the launch after the build asks nothing before its pod.
+from hubext import ahead  # noqa: E402
+
+ahead.configure(c)
+
 # --- BinderHub, the hub's authenticated service ----------------------------------
 # `python -m devstack up` runs BinderHub next to the hub and writes the hub's
 # side of it to the file named by HUBEXT_EXTRA_CONFIG: the `binder` service

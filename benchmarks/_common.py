@@ -11,6 +11,8 @@ touching `hubext/spawner.py`.
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import json
 import math
 import os
@@ -61,21 +63,41 @@ class _Timed:
     """Appends `{"server", "step", "seconds"}` to `$HUBEXT_BENCH_TIMINGS`
     for the steps every KubeSpawner takes."""
 
+    def record(self, step: str, began: float) -> None:
+        path = os.environ.get(TIMINGS_ENV)
+        if path:
+            record = {
+                "server": f"{self.user.name}/{self.name}",
+                "step": step,
+                "seconds": time.perf_counter() - began,
+            }
+            with open(path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
     @contextlib.asynccontextmanager
     async def timed(self, step: str):
         began = time.perf_counter()
         try:
             yield
         finally:
-            path = os.environ.get(TIMINGS_ENV)
-            if path:
-                record = {
-                    "server": f"{self.user.name}/{self.name}",
-                    "step": step,
-                    "seconds": time.perf_counter() - began,
-                }
-                with open(path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
+            self.record(step, began)
+
+    def timed_step(self, step: str, call):
+        """One of hubext's steps, which answers at once or returns an
+        awaitable: timed until its answer either way."""
+        began = time.perf_counter()
+        result = call()
+        if not inspect.isawaitable(result):
+            self.record(step, began)
+            return result
+
+        async def answer():
+            try:
+                return await result
+            finally:
+                self.record(step, began)
+
+        return answer()
 
     async def _start(self):
         async with self.timed("start, to pod running"):
@@ -97,17 +119,15 @@ class TimedKubeSpawner(_Timed, KubeSpawner):
 class TimedHubextSpawner(_Timed, HubextSpawner):
     """HubextSpawner, timed, with each of its own steps timed as well."""
 
-    async def _effective_resources(self, launch):
-        async with self.timed("fetch .resources"):
-            return await super()._effective_resources(launch)
+    def _effective_resources(self, launch):
+        resources = functools.partial(super()._effective_resources, launch)
+        return self.timed_step("fetch .resources", resources)
 
-    async def _ensure_storage(self):
-        async with self.timed("ensure PVC"):
-            return await super()._ensure_storage()
+    def _ensure_storage(self):
+        return self.timed_step("ensure PVC", super()._ensure_storage)
 
-    async def _ensure_ssh_identity(self):
-        async with self.timed("ensure SSH Secret"):
-            return await super()._ensure_ssh_identity()
+    def _ensure_ssh_identity(self):
+        return self.timed_step("ensure SSH Secret", super()._ensure_ssh_identity)
 
 
 class FreshFetcherSpawner(HubextSpawner):

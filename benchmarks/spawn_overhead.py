@@ -75,6 +75,10 @@ SPAWNERS = {
 }
 LABELS = {"plain": "KubeSpawner 7", "hubext": "hubext"}
 WARM = "first"  # the server name of a launch made only to warm up
+AHEAD_CONFIG = "from hubext import ahead\nahead.configure(c)\n"
+#: --ahead, one at a time: the pause between BinderHub's check and its
+#: launch, for both spawners (a build takes minutes; this is the least).
+AHEAD_PAUSE = 0.5
 HUBEXT_STEPS = ("fetch .resources", "ensure PVC", "ensure SSH Secret", "options step")
 
 
@@ -99,6 +103,8 @@ class Bench:
             config = _common.hubext_config(
                 SPAWNERS[kind], ns, self.forge.url, self.timeout, poll=self.poll
             )
+            if kind == "hubext":
+                config += AHEAD_CONFIG
             env = {
                 "KUBECONFIG": str(kubeconfig),
                 _common.TIMINGS_ENV: str(self.timings[kind]),
@@ -116,11 +122,25 @@ class Bench:
         self.forge.add(REPO, sha, ".resources", RESOURCES)
         return binder_user_options(REPO, sha)
 
-    async def launch(self, kind: str, user: str, server: str = "lab") -> float:
+    async def prepare(self, kind: str, user: str, options: dict) -> None:
+        """What BinderHub's check before its build asks of the hub: for
+        hubext, the launch posted to `hubext.ahead`; nothing for plain
+        KubeSpawner (BinderHub as shipped asks the hub nothing there)."""
+        if kind != "hubext":
+            return
+        hub = self.hubs[kind]
+        code, body = await hub.api("POST", f"/hubext/prepare/{user}", body=options)
+        if code != 200:
+            raise RuntimeError(f"preparing {user}'s launch ahead: {code} {body}")
+
+    async def launch(
+        self, kind: str, user: str, server: str = "lab", options: dict | None = None
+    ) -> float:
         """Seconds from the POST to the "ready" event; fails loudly."""
         hub = self.hubs[kind]
+        options = options or self.options()
         began = time.perf_counter()
-        event = await launch(hub, user, server, self.options(), self.timeout)
+        event = await launch(hub, user, server, options, self.timeout)
         seconds = time.perf_counter() - began
         if not event.get("ready"):
             raise RuntimeError(
@@ -155,21 +175,27 @@ async def warm_up(bench: Bench) -> None:
         await bench.remove(kind, [user])
 
 
-async def sequential(bench: Bench, n: int) -> dict:
-    """n paired launches per hub, one at a time; returns seconds by kind."""
+async def sequential(bench: Bench, n: int, ahead: bool = False) -> dict:
+    """n paired launches per hub, one at a time; returns seconds by kind.
+    With `ahead`, each launch is first prepared as BinderHub's check before
+    its build asks (`Bench.prepare`), then both spawners wait `AHEAD_PAUSE`."""
     seconds = {kind: [] for kind in KINDS}
     for i in range(n):
         order = KINDS if i % 2 == 0 else KINDS[::-1]
         for kind in order:
             user = f"{kind}-seq-{i}"
             await _common.create_users(bench.hubs[kind], [user])
-            seconds[kind].append(await bench.launch(kind, user))
+            options = bench.options()
+            if ahead:
+                await bench.prepare(kind, user, options)
+                await asyncio.sleep(AHEAD_PAUSE)
+            seconds[kind].append(await bench.launch(kind, user, options=options))
             await bench.remove(kind, [user])
     return seconds
 
 
 async def concurrent(
-    bench: Bench, c: int, rounds: int, returning: bool, settle: float
+    bench: Bench, c: int, rounds: int, returning: bool, settle: float, ahead=False
 ) -> dict:
     """c launches at once per hub and round; returns, by kind, each round's
     launch seconds, its wall time and the CPU seconds it cost.
@@ -178,7 +204,9 @@ async def concurrent(
     `settle` seconds). With `returning`, each round's users first launch
     once, uncounted, so the measured launch is a returning user's: their
     claim and key Secret exist and the hub has seen them (a new commit
-    still).
+    still). With `ahead`, each launch is first prepared as BinderHub's
+    check before its build asks, all at once (`Bench.prepare`), before the
+    wait for a quiet machine: the round is the launches after the builds.
     """
     seconds = {kind: [] for kind in KINDS}
     walls = {kind: [] for kind in KINDS}
@@ -192,9 +220,22 @@ async def concurrent(
             if returning:
                 await asyncio.gather(*(bench.launch(kind, u, WARM) for u in users))
                 await bench.remove(kind, users, WARM)
+            options = [bench.options() for _ in users]
+            if ahead:
+                await asyncio.gather(
+                    *(
+                        bench.prepare(kind, u, o)
+                        for u, o in zip(users, options, strict=True)
+                    )
+                )
             await _common.settle(timeout=settle)
             began, before = time.perf_counter(), meter.read()
-            times = await asyncio.gather(*(bench.launch(kind, u) for u in users))
+            times = await asyncio.gather(
+                *(
+                    bench.launch(kind, u, options=o)
+                    for u, o in zip(users, options, strict=True)
+                )
+            )
             walls[kind].append(time.perf_counter() - began)
             cpu[kind].append(_common.CpuMeter.spent(before, meter.read()))
             seconds[kind].append(list(times))
@@ -273,6 +314,10 @@ def step_stats(timings: dict) -> list[dict]:
 def conditions(args) -> str:
     """The header: what was launched, and under which modelled costs."""
     users = "returning" if args.returning else "new"
+    if args.ahead:
+        users += (
+            ", each launch prepared ahead as BinderHub's check before its build asks"
+        )
     if args.notebook == "modelled":
         pods = f"a modelled notebook server listening after {args.server_start:g} s"
     else:
@@ -389,6 +434,14 @@ def parse_args(argv):
         help="before each concurrent round, wait up to SECONDS for the machine "
         "to be quiet (under 15 %% busy; default 30, 0 does not wait)",
     )
+    parser.add_argument(
+        "--ahead",
+        action="store_true",
+        help="before each launch, post it to hubext's hub as BinderHub's check "
+        "before its build does (hubext.ahead; nothing for plain KubeSpawner, "
+        "as BinderHub as shipped asks the hub nothing there), and time the "
+        "launch that follows the build",
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--keep", action="store_true", help="keep the hub logs")
     args = parser.parse_args(argv)
@@ -432,9 +485,14 @@ async def measure(args, forge, notebook) -> dict:
         try:
             await bench.start(kubeconfig, args.workdir)
             await warm_up(bench)
-            seq = await sequential(bench, args.sequential)
+            seq = await sequential(bench, args.sequential, args.ahead)
             conc = await concurrent(
-                bench, args.concurrent, args.rounds, args.returning, args.settle
+                bench,
+                args.concurrent,
+                args.rounds,
+                args.returning,
+                args.settle,
+                args.ahead,
             )
         finally:
             await bench.stop()

@@ -8,8 +8,10 @@ authenticated BinderHub:
 - `hub_config()`: the hub's side, appended to (or loaded by) the hub's
   config: the `binder` service with its API token and OAuth client (no
   confirmation page), the roles BinderHub's chart gives it (`servers`,
-  `admin:users`) and users (`access:services!service=binder`), and the
-  loopback git server as the one host the hub reads `.resources` from;
+  `admin:users`) and users (`access:services!service=binder`), the
+  loopback git server as the one host the hub reads `.resources` from, and
+  the endpoint BinderHub's check before its build posts launches to
+  (`hubext.ahead`);
 - `binderhub_config()`: BinderHub's config file: auth with the hub, only
   the generic git provider, BinderHub's own `FakeRegistry` and
   `InstantBuild` standing in for the image build, and `quota`, the lines
@@ -43,6 +45,9 @@ c.JupyterHub.load_roles.extend([
     {{"name": "user", "scopes": ["self", "access:services!service={service}"]}},
 ])
 c.RepoFileFetcher.hosts = {{"{git_host}": {{"provider": "git", "allow_http": True}}}}
+# BinderHub's check before its build posts each launch here (hubext.ahead)
+from hubext import ahead
+ahead.configure(c)
 """
 
 BINDERHUB_CONFIG = """\
@@ -91,6 +96,9 @@ c.BinderHub.launch_quota_class = HubextLaunchQuota
 c.Launcher.pre_launch_hook = pre_launch_hook
 c.QuotaPolicy.default_limit = 5
 c.RepoFileFetcher.hosts = {{"{git_host}": {{"provider": "git", "allow_http": True}}}}
+# BinderHub's check before its build posts each launch here (hubext.ahead)
+from hubext import ahead
+ahead.configure(c)
 """
 
 

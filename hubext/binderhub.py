@@ -38,7 +38,7 @@ REQUEST_TIMEOUT = 20
 NEEDED_SCOPES = "read:servers and read:users:groups"
 
 
-def _hub_api_url(launcher) -> str:
+def hub_api_url(launcher) -> str:
     """Where BinderHub itself sends hub API requests."""
     url = os.environ.get("JUPYTERHUB_API_URL", "")
     if not url:
@@ -51,7 +51,7 @@ async def fetch_user(launcher, username: str) -> dict | None:
     """The user's hub model with stopped servers and groups; None on failure."""
     log = getattr(launcher, "log", app_log)
     url = (
-        _hub_api_url(launcher)
+        hub_api_url(launcher)
         + "users/"
         + quote(username, safe="@~")
         + "?include_stopped_servers=1"

@@ -11,9 +11,13 @@ from ``pre_launch_hook``, comes after the build and is retried 4 times
 
 - a full project quota (the user's projects, read from the hub as
   ``pre_launch_hook`` reads them);
-- a `.resources` file the site policy refuses, read at the resolved commit
-  with the hub's own `RepoFileFetcher` settings: bad syntax, a value above
-  the site maximum, a file too large, a host the hub may not read from.
+- whatever the hub refuses when the launch is posted to it ahead of the
+  build (`hubext.ahead`): a `.resources` file the site policy refuses (bad
+  syntax, a value above the site maximum, a file too large), a host the hub
+  may not read from, the cluster refusing the user's claim or key. The hub
+  also makes the launch ready there, while the image builds. A hub without
+  that endpoint gets the older check: BinderHub reads `.resources` itself,
+  with the same `RepoFileFetcher` settings and resource policy as the hub's.
 
 BinderHub hands the check the image name, the repository URL and the repo
 config, but not the signed-in user nor the resolved launch request. So
@@ -33,12 +37,15 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import json
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from binderhub.quota import KubernetesLaunchQuota, LaunchQuotaExceeded
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Dict, Unicode, validate
 
-from .binderhub import project_refusal
+from .binderhub import REQUEST_TIMEOUT, hub_api_url, project_refusal
 from .quota import QuotaPolicy
 from .repofiles import RepoFileError, RepoFileFetcher
 from .resources import ResourceFileError, ResourcePolicy, parse_resources
@@ -153,7 +160,8 @@ class HubextLaunchQuota(KubernetesLaunchQuota):
         if launch is None:
             return result
         await self._check_projects(launch)
-        await self._check_resources(launch)
+        if not await self._prepare_on_hub(launch):
+            await self._check_resources(launch)
         return result
 
     async def _check_projects(self, launch: BinderLaunch) -> None:
@@ -169,6 +177,60 @@ class HubextLaunchQuota(KubernetesLaunchQuota):
                 used=refusal.used,
                 status="hubext_projects",
             )
+
+    async def _prepare_on_hub(self, launch: BinderLaunch) -> bool:
+        """Post the launch to the hub (`hubext.ahead`), which checks it and
+        makes it ready while the image builds; refuse what the hub refuses
+        for sure. False when the hub has no such endpoint (then the check
+        runs here); True otherwise, also when the hub could not be asked."""
+        launcher = getattr(self.parent, "launcher", None)
+        if not launch.username or launcher is None:
+            return False
+        url = (
+            hub_api_url(launcher)
+            + "hubext/prepare/"
+            + quote(launch.username, safe="@~")
+        )
+        request = HTTPRequest(
+            url,
+            method="POST",
+            body=json.dumps(launch.user_options()),
+            headers={
+                "Authorization": f"token {launcher.hub_api_token}",
+                "Content-Type": "application/json",
+            },
+            request_timeout=REQUEST_TIMEOUT,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except OSError as e:
+            self.log.info("hubext: could not ask the hub at %s (%s)", url, e)
+            return True
+        if response.code == 404:
+            if not self._warned_no_endpoint:
+                self._warned_no_endpoint = True
+                self.log.warning(
+                    "hubext: the hub has no %s; BinderHub checks .resources "
+                    "itself (add hubext.ahead.configure(c) to the hub's config)",
+                    url,
+                )
+            return False
+        answer = _json_object(response.body)
+        if response.code == 409 and answer.get("permanent"):
+            message = str(answer.get("message") or "refused by the hub")
+            self.log.info("hubext: the hub refused %s: %s", launch.repo_url, message)
+            raise LaunchQuotaExceeded(
+                message, quota=0, used=0, status="hubext_resources"
+            )
+        if response.code not in (200, 409):
+            self.log.warning(
+                "hubext: the hub answered %s to %s; the launch goes on",
+                response.code,
+                url,
+            )
+        return True
+
+    _warned_no_endpoint = False
 
     async def _check_resources(self, launch: BinderLaunch) -> None:
         try:
@@ -203,6 +265,15 @@ class HubextLaunchQuota(KubernetesLaunchQuota):
         raise LaunchQuotaExceeded(refusal, quota=0, used=0, status="hubext_resources")
 
     def fetcher(self) -> RepoFileFetcher:
+        """For a hub without `hubext.ahead`: BinderHub reads the file itself."""
         if self._fetcher is None:
             self._fetcher = RepoFileFetcher(config=self.config, log=self.log)
         return self._fetcher
+
+
+def _json_object(body: bytes) -> dict:
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -18,6 +18,8 @@ the concern modules; this class only wires them together.
 """
 
 import asyncio
+import functools
+import inspect
 import json
 from datetime import datetime, timezone
 
@@ -28,7 +30,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, valida
 from . import known, lifecycle, names, quota, sshkeys, storage
 from .errors import UserFacingError
 from .launchoptions import LaunchOptions, check_launch_options
-from .repofiles import RepoFileFetcher, parse_launch
+from .repofiles import NOT_CACHED, RepoFileFetcher, parse_launch
 from .resources import ResourcePolicy, granted_line, parse_resources
 
 #: Labels and annotations hubext puts on the pods it launches.
@@ -87,13 +89,29 @@ async def _refused_by_cluster(what: str, request):
 
 
 async def _all_or_first_error(*steps):
-    """Run `steps` at once and return their results in order.
+    """Call each of `steps`, await at once the ones that must ask something,
+    and return their results in order.
 
-    If any fails, the first failure in argument order is raised once all
-    have ended, so the same launch always shows the same message and no
-    step is left running behind the refusal.
+    A step answers at once when the hub already knows its result, or
+    returns an awaitable; when none has to ask, the launch makes no trip
+    through the event loop, which a burst of launches keeps busy. If any
+    fails, the first failure in argument order is raised once all have
+    ended, so the same launch always shows the same message and no step is
+    left running behind the refusal.
     """
-    results = await asyncio.gather(*steps, return_exceptions=True)
+    results = []
+    for step in steps:
+        try:
+            results.append(step())
+        except Exception as e:
+            results.append(e)
+    asked = [i for i, result in enumerate(results) if inspect.isawaitable(result)]
+    if asked:
+        answers = await asyncio.gather(
+            *(results[i] for i in asked), return_exceptions=True
+        )
+        for i, answer in zip(asked, answers, strict=True):
+            results[i] = answer
     for result in results:
         if isinstance(result, BaseException):
             raise result
@@ -493,21 +511,37 @@ class HubextSpawner(KubeSpawner):
         quota.check_spawn(
             self.user, self.name, quota.policy_from_settings(self.user.settings)
         )
-        self._apply_image()
-        launch = self._launch_ref()
-        # None of the three needs another's result: they go at once, so a
-        # launch waits for the slowest of them, not for their sum.
-        resources, claim, secret = await _all_or_first_error(
-            self._effective_resources(launch),
-            self._ensure_storage(),
-            self._ensure_ssh_identity(),
-        )
+        launch, resources, claim, secret = await self._launch_needs()
         self._apply_resources(resources)
         if claim:
             self._mount_storage(claim)
         if secret:
             self._mount_ssh_identity(secret)
         self._record_launch(launch, resources)
+
+    async def _launch_needs(self):
+        """The launch's repo@commit, its resources, and the user's claim and
+        key Secret, each read or made only if the hub does not know it."""
+        self._apply_image()
+        launch = self._launch_ref()
+        # None of the three needs another's result: they go at once, so a
+        # launch waits for the slowest of them, not for their sum.
+        resources, claim, secret = await _all_or_first_error(
+            functools.partial(self._effective_resources, launch),
+            self._ensure_storage,
+            self._ensure_ssh_identity,
+        )
+        return launch, resources, claim, secret
+
+    async def prepare_ahead(self) -> str:
+        """A launch's checks and objects before it is asked for (`hubext.ahead`):
+        its options checked, `.resources` read into the hub's cache and
+        checked, the user's claim and key Secret made. Starts nothing; the
+        launch itself then finds all of it known. Returns the line the launch
+        page will show; raises the launch's `UserFacingError`."""
+        self._accept_launch_options()
+        await self._launch_needs()
+        return self._granted
 
     def _apply_resources(self, resources):
         for trait, value in resources.kubespawner_options(
@@ -531,12 +565,25 @@ class HubextSpawner(KubeSpawner):
             return None
         return parse_launch(self.user_options)
 
-    async def _effective_resources(self, launch):
+    def _effective_resources(self, launch):
+        """The launch's resources; an awaitable of them when `.resources`
+        at this commit must be read first."""
         data = None
         if launch is not None:
-            data = await self.repo_file_fetcher().fetch(
+            data = self.repo_file_fetcher().cached(
                 self.user_options, self.resources_file
             )
+            if data is NOT_CACHED:
+                return self._fetched_resources(launch)
+        return self._granted_resources(data, launch)
+
+    async def _fetched_resources(self, launch):
+        data = await self.repo_file_fetcher().fetch(
+            self.user_options, self.resources_file
+        )
+        return self._granted_resources(data, launch)
+
+    def _granted_resources(self, data, launch):
         resources = parse_resources(data, self._policy, filename=self.resources_file)
         self._granted = granted_line(
             resources,
@@ -553,14 +600,21 @@ class HubextSpawner(KubeSpawner):
         limits.update(gpu_limits)
         return limits
 
-    async def _ensure_storage(self) -> str | None:
-        """The user's claim made if the hub does not know it; its name."""
+    def _ensure_storage(self):
+        """The user's claim name; an awaitable of it when the hub does not
+        know the claim (then it is made, 409-safe)."""
         if not self.storage_enabled:
             return None
-        username = self.user.name
         claim = names.object_name(
-            self.storage_claim_name_template, username, "storage claim name"
+            self.storage_claim_name_template, self.user.name, "storage claim name"
         )
+        claims = self._watch_if_running(known.ClaimReflector)
+        if known.known_claim(claims, self.namespace, claim, self.user.name):
+            return claim
+        return self._make_claim(claim)
+
+    async def _make_claim(self, claim: str) -> str:
+        username = self.user.name
         claims = await self._watched(known.ClaimReflector)
         if not known.known_claim(claims, self.namespace, claim, username):
             manifest = storage.make_user_pvc(
@@ -583,14 +637,26 @@ class HubextSpawner(KubeSpawner):
             self.volume_mounts, [storage.home_volume_mount(path)]
         )
 
-    async def _ensure_ssh_identity(self) -> str | None:
-        """The user's key Secret made if the hub does not know it; its name."""
+    def _ensure_ssh_identity(self):
+        """The user's key Secret name; an awaitable of it when the hub does
+        not know the Secret (then it is made, 409-safe)."""
         if not self.ssh_enabled:
             return None
-        username = self.user.name
         secret = names.object_name(
-            self.ssh_secret_name_template, username, "SSH key Secret name"
+            self.ssh_secret_name_template, self.user.name, "SSH key Secret name"
         )
+        self._public_key = known.known_public_key(
+            self._watch_if_running(known.KeySecretReflector),
+            self.namespace,
+            secret,
+            self.user.name,
+        )
+        if self._public_key:
+            return secret
+        return self._make_ssh_identity(secret)
+
+    async def _make_ssh_identity(self, secret: str) -> str:
+        username = self.user.name
         secrets = await self._watched(known.KeySecretReflector)
         self._public_key = known.known_public_key(
             secrets, self.namespace, secret, username
@@ -614,6 +680,16 @@ class HubextSpawner(KubeSpawner):
         self.volume_mounts = merge_by_mount_path(
             self.volume_mounts, parts["volume_mounts"]
         )
+
+    def _watch_if_running(self, reflector_class):
+        """The hub's watch of one kind if it already runs and has loaded,
+        else None; never waits."""
+        reflector = self.reflectors.get(
+            self._get_reflector_key(f"hubext-{reflector_class.kind}")
+        )
+        if reflector is None or not reflector.first_load_future.done():
+            return None
+        return reflector
 
     async def _watched(self, reflector_class):
         """The hub's watch of hubext's objects of one kind (`hubext.known`),

@@ -373,10 +373,11 @@ def configure(c, path, tokens_file=None, smtp_password_file=None) -> dict:
     ``singleuser.uid``/``fsGid``), the project quota as JupyterHub's
     named-server limit, the progress stream for refusals
     (``slow_spawn_timeout = 0``), the idle service (its email password read
-    from `smtp_password_file`), the control panel on ``/hub/home`` and the
-    published resource policy on ``/hub/hubext/policy``.
+    from `smtp_password_file`), the control panel on ``/hub/home``, the
+    published resource policy on ``/hub/hubext/policy`` and the launch
+    preparation for BinderHub on ``/hub/api/hubext/prepare/{name}``.
     """
-    from hubext import policypage
+    from hubext import ahead, policypage
     from hubext.controlpanel import configure as configure_control_panel
     from hubext.quota import named_server_limit
 
@@ -417,6 +418,7 @@ def configure(c, path, tokens_file=None, smtp_password_file=None) -> dict:
     configure_control_panel(c)
     if _get(settings, "resources.publishPolicy") is not False:
         policypage.configure(c)
+    ahead.configure(c)
     return settings
 
 

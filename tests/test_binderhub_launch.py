@@ -99,6 +99,11 @@ async def test_resources_at_a_branch_head_and_a_sha(
     results = await asyncio.gather(
         *(launch(alice, binder.spec(ref)) for ref, *_ in cases)
     )
+    # BinderHub's check before each build posted the launch to the hub,
+    # which read .resources there; BinderHub read nothing itself
+    prepared = binder.hub.log_text().count("200 POST /hub/api/hubext/prepare/alice")
+    assert prepared >= len(cases), binder.hub.log_text()[-3000:]
+    assert ".resources in" not in binder.log_text(), binder.log_text()[-3000:]
     for (ref, sha, requests, what, line), result in zip(cases, results, strict=True):
         record(f"launch at {what} ({ref[:12]})", result)
         # once, as the page shows it, before the server's own progress
@@ -133,10 +138,25 @@ async def _stopped(hub, user, name):
     return not (server["ready"] or server["pending"])
 
 
-async def test_refused_resources_fail_before_the_build(binderhub, git_server):
+WITHOUT_AHEAD = """
+from hubext.ahead import PREPARE_PATH
+c.JupyterHub.extra_handlers = [
+    h for h in c.JupyterHub.extra_handlers if h[0] != PREPARE_PATH
+]
+"""
+
+
+@pytest.mark.parametrize(
+    "hub_config, who_reads",
+    [("", "the hub"), (WITHOUT_AHEAD, "BinderHub")],
+    ids=["asked of the hub", "hub without hubext.ahead"],
+)
+async def test_refused_resources_fail_before_the_build(
+    binderhub, git_server, hub_config, who_reads
+):
     git_server.add_commit("units", {".resources": b"cpur=1\nmemr=4G\n"})
     git_server.add_commit("greedy", {".resources": b"cpul=32\n"})
-    binder = await binderhub()
+    binder = await binderhub(hub_config=hub_config)
     bob = await signed_in(binder, "bob")
     policy = ResourcePolicy.from_dict(POLICY)
     cases = [
@@ -158,6 +178,10 @@ async def test_refused_resources_fail_before_the_build(binderhub, git_server):
         assert "built" not in result.phases and "launching" not in result.phases
         assert seconds < 10, result.text
         assert await _no_projects(binder.hub, "bob")
+    # where the file was read: by the hub when it has the endpoint, else by
+    # BinderHub itself (a hub whose config lacks hubext.ahead)
+    refused_by_hub = "refused ahead of the build" in binder.hub.log_text()
+    assert refused_by_hub == (who_reads == "the hub"), binder.log_text()[-3000:]
 
 
 async def test_a_refusal_from_the_hub_reaches_the_page(binderhub, git_server):

@@ -20,6 +20,7 @@ import yaml
 from traitlets.config import Config
 
 from hubext import chart, z2jh
+from hubext.ahead import PREPARE_PATH, PrepareLaunchHandler
 from hubext.controlpanel import ControlPanel
 from hubext.idle.app import IdleService
 from hubext.policypage import POLICY_PATH, PolicyHandler
@@ -390,7 +391,11 @@ FULL_TRAITS = [
     ("JupyterHub", "allow_named_servers", True),
     ("JupyterHub", "named_server_limit_per_user", named_server_limit),
     ("JupyterHub", "tornado_settings", {"slow_spawn_timeout": 0}),
-    ("JupyterHub", "extra_handlers", [(POLICY_PATH, PolicyHandler)]),
+    (
+        "JupyterHub",
+        "extra_handlers",
+        [(POLICY_PATH, PolicyHandler), (PREPARE_PATH, PrepareLaunchHandler)],
+    ),
 ]
 
 
@@ -466,7 +471,10 @@ def test_configure_runs_the_idle_service_with_the_values(tmp_path, full_settings
         c, tmp_path / "hubext.yaml", smtp_password_file=tmp_path / "smtp-password"
     )
     assert [s["name"] for s in c.JupyterHub.services] == ["binder", "hubext-idle"]
-    assert c.JupyterHub.extra_handlers == [(POLICY_PATH, PolicyHandler)]
+    assert c.JupyterHub.extra_handlers == [
+        (POLICY_PATH, PolicyHandler),
+        (PREPARE_PATH, PrepareLaunchHandler),
+    ]
     # the command parses with the service's own options
     app = IdleService()
     app.parse_command_line(services[1]["command"][4:])
@@ -518,7 +526,7 @@ def test_email_without_login_or_starttls(tmp_path):
 
 def test_publish_policy_false_adds_no_page(tmp_path):
     c = configured(tmp_path, {"resources": {"publishPolicy": False}})
-    assert "extra_handlers" not in c.JupyterHub
+    assert c.JupyterHub.extra_handlers == [(PREPARE_PATH, PrepareLaunchHandler)]
 
 
 def test_idle_disabled_adds_no_service(tmp_path):

@@ -36,6 +36,7 @@ import yaml
 
 from devstack import mountns
 from hubext import chart, z2jh
+from hubext.ahead import PREPARE_PATH
 from hubext.idle.app import IdleService
 from hubext.policypage import POLICY_PATH
 
@@ -501,7 +502,8 @@ def test_the_email_notice_gets_the_values_and_the_secrets_password(full):
 
 def test_the_hub_publishes_the_values_policy(full):
     assert full.hub["extra_handlers"] == [
-        [POLICY_PATH, "hubext.policypage.PolicyHandler"]
+        [POLICY_PATH, "hubext.policypage.PolicyHandler"],
+        [PREPARE_PATH, "hubext.ahead.PrepareLaunchHandler"],
     ]
     assert full.hub["published_policy"] == {
         "defaults": {"gpu": 0, "cpur": 0.5, "cpul": 4, "memr": 2, "meml": 8},

@@ -15,7 +15,13 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 from hubext.errors import UserFacingError
-from hubext.repofiles import LaunchRef, RepoFileError, RepoFileFetcher, parse_launch
+from hubext.repofiles import (
+    NOT_CACHED,
+    LaunchRef,
+    RepoFileError,
+    RepoFileFetcher,
+    parse_launch,
+)
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 HEAD_SHA = "fedcba9876543210fedcba9876543210fedcba98"
@@ -503,6 +509,25 @@ async def test_concurrent_fetches_share_one_request(github_repo):
     assert len(github_repo.requests) == 1
     assert await fetcher.fetch(gh()) == b"memr=4\n"  # from the cache
     assert len(github_repo.requests) == 1
+
+
+async def test_cached_answers_without_a_request(github_repo):
+    fetcher = github_fetcher(github_repo, max_bytes=4096)
+    assert fetcher.cached(gh()) is NOT_CACHED
+    assert github_repo.requests == []
+    await fetcher.fetch(gh())
+    assert fetcher.cached(gh()) == b"memr=4\n"
+    github_repo.add("org/repo", "3" * 40, ".resources", b"# padding\n" * 10_000)
+    with pytest.raises(RepoFileError):
+        await fetcher.fetch(gh(sha="3" * 40))
+    with pytest.raises(RepoFileError, match="larger than the 4096 bytes"):
+        fetcher.cached(gh(sha="3" * 40))  # a lasting refusal, raised again
+    assert len(github_repo.requests) == 2
+    fetcher.hosts = {}  # the admins removed the host: refused, not cached
+    with pytest.raises(RepoFileError, match="does not read files from github.com"):
+        fetcher.cached(gh())
+    fetcher.on_error = "defaults"
+    assert fetcher.cached(gh()) is None
 
 
 async def test_concurrent_failures_shared_and_not_cached(github_repo):

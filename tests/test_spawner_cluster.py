@@ -7,7 +7,6 @@ loopback GitHub API stand-in.
 
 import asyncio
 import base64
-import re
 
 import kubernetes_validate
 import pytest
@@ -17,7 +16,13 @@ from tornado.httpclient import AsyncHTTPClient
 from hubext import names
 from hubext.resources import ResourceFileError, ResourcePolicy, parse_resources
 from tests.fixtures.hubext_hub import HEAD_SHA, POLICY, REPO, SHA
-from tests.helpers.launch import binder_user_options, launch, server_name, wait_for
+from tests.helpers.launch import (
+    api_requests,
+    binder_user_options,
+    launch,
+    server_name,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.hub, pytest.mark.slow]
 
@@ -419,40 +424,24 @@ async def test_a_retry_never_meets_the_attempt_before_it(hubext_hub, forge):
         await asyncio.sleep(4)
 
 
-async def _api_requests(kube_api) -> dict:
-    """The API server's own request counters (its /metrics), by (verb, resource)."""
-    response = await kube_api.call_api(
-        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
-    )
-    text = (await response.read()).decode()
-    counts: dict = {}
-    for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
-        key = (labels.get("verb"), labels.get("resource"))
-        counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
-    return counts
-
-
-async def test_a_known_claim_and_key_cost_no_api_requests(
+async def test_a_known_claim_and_key_cost_noapi_requests(
     hubext_hub, core, kube_api, k8s_namespace
 ):
     hub = await hubext_hub()
     await hub.api("POST", "/users/bob")
     await _launch_ok(hub, "bob")  # starts the watch
     await hub.api("POST", "/users/alice")
-    first = await _api_requests(kube_api)
+    first = await api_requests(kube_api)
     await _launch_ok(hub, "alice")  # makes the claim and the key
-    made = await _api_requests(kube_api)
+    made = await api_requests(kube_api)
     # a first key: the watch has none, so the create goes first, with no
     # read before it (the one read is the test kubelet's, to mount it)
     assert made.get(("POST", "secrets"), 0) - first.get(("POST", "secrets"), 0) == 1
     assert made.get(("GET", "secrets"), 0) - first.get(("GET", "secrets"), 0) == 1
     await asyncio.sleep(1)  # for the watch to see them
-    before = await _api_requests(kube_api)
+    before = await api_requests(kube_api)
     await _launch_ok(hub, "alice")
-    after = await _api_requests(kube_api)
+    after = await api_requests(kube_api)
 
     def delta(verb, resource):
         return after.get((verb, resource), 0) - before.get((verb, resource), 0)

@@ -1,5 +1,6 @@
 """The spawner's launch steps that need no cluster: how its three requests
-(`.resources`, the claim, the key Secret) run together."""
+(`.resources`, the claim, the key Secret) run together, and how steps the
+hub already knows the answer to cost no trip through the event loop."""
 
 import asyncio
 
@@ -22,7 +23,7 @@ async def test_the_steps_run_at_once():
         second_began.set()
         return "claim"
 
-    results = await asyncio.wait_for(_all_or_first_error(first(), second()), 10)
+    results = await asyncio.wait_for(_all_or_first_error(first, second), 10)
     assert results == ["resources", "claim"]
 
 
@@ -44,5 +45,39 @@ async def test_the_first_failure_in_order_is_shown_after_all_have_ended():
         return "alice-ssh-key"
 
     with pytest.raises(UserFacingError, match=r"^\.resources line 1"):
-        await _all_or_first_error(bad_file(), refused_claim(), secret())
+        await _all_or_first_error(bad_file, refused_claim, secret)
     assert sorted(ended) == ["claim", "file", "secret"]  # none left running
+
+
+async def test_steps_known_at_once_make_no_trip_through_the_event_loop():
+    # a burst of launches keeps the hub's loop busy: a launch whose claim,
+    # Secret and .resources are all known must not wait for its turn
+    loop = asyncio.get_running_loop()
+    ran = []
+    loop.call_soon(ran.append, "other work")
+    results = await _all_or_first_error(lambda: "resources", lambda: "claim")
+    assert results == ["resources", "claim"]
+    assert ran == []
+
+    async def secret():
+        return "alice-ssh-key"
+
+    results = await _all_or_first_error(lambda: "resources", secret)
+    assert results == ["resources", "alice-ssh-key"]
+    assert ran == ["other work"]  # one step had to ask: the loop ran
+
+
+async def test_a_step_failing_at_once_still_lets_the_others_end():
+    ended = []
+
+    def bad_file():
+        raise UserFacingError(".resources line 1: bad")
+
+    async def claim():
+        await asyncio.sleep(0.02)
+        ended.append("claim")
+        return "alice-nfs-pvc"
+
+    with pytest.raises(UserFacingError, match=r"^\.resources line 1"):
+        await _all_or_first_error(bad_file, claim)
+    assert ended == ["claim"]

@@ -11,7 +11,7 @@ The spawner calls::
 """
 
 from .errors import RepoFileError
-from .fetcher import RepoFileFetcher
+from .fetcher import NOT_CACHED, RepoFileFetcher
 from .gitcli import GitHost
 from .launch import LaunchRef, parse_launch
 from .providers import GitHubHost, GitLabHost, HTTPRepoHost, RepoHost
@@ -22,6 +22,7 @@ __all__ = [
     "GitLabHost",
     "HTTPRepoHost",
     "LaunchRef",
+    "NOT_CACHED",
     "RepoFileError",
     "RepoFileFetcher",
     "RepoHost",

@@ -235,11 +235,30 @@ class RepoFileFetcher(LoggingConfigurable):
         try:
             return await self._fetch(user_options, path)
         except RepoFileError as e:
-            if self.on_error != "defaults":
-                raise
-            fields = {k: v for k, v in e.fields.items() if k != "stderr"}
-            self.log.warning("Using the defaults: %s %s", e.message, fields)
-            return None
+            return self._on_error(e)
+
+    def cached(self, user_options: dict, path: str = ".resources"):
+        """What `fetch` would return, when that needs no request; else
+        `NOT_CACHED`. A launch of a commit the hub has read before then
+        costs no trip through the event loop."""
+        path = _check_path(path)
+        try:
+            ref = parse_launch(user_options, self.provider_prefixes)
+            self.host_for(ref)  # a host no longer allowed is refused again
+            key = (ref.host, ref.repo, ref.commit, path)
+            if key not in self._cache:
+                return NOT_CACHED
+            self._cache.move_to_end(key)
+            return _answer(self._cache[key])
+        except RepoFileError as e:
+            return self._on_error(e)
+
+    def _on_error(self, e: RepoFileError) -> None:
+        if self.on_error != "defaults":
+            raise e
+        fields = {k: v for k, v in e.fields.items() if k != "stderr"}
+        self.log.warning("Using the defaults: %s %s", e.message, fields)
+        return None
 
     def http_client(self) -> AsyncHTTPClient:
         """The fetcher's own client for the running event loop, made on first use.
@@ -362,6 +381,9 @@ class RepoFileFetcher(LoggingConfigurable):
             self._cache[key] = value
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+
+NOT_CACHED = object()  # `RepoFileFetcher.cached`: a request is needed
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import secrets
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -84,3 +85,19 @@ async def wait_for(predicate, timeout=60, what="condition"):
             return result
         await asyncio.sleep(0.25)
     raise TimeoutError(f"{what} not reached in {timeout}s")
+
+
+async def api_requests(kube_api) -> dict:
+    """The API server's own request counters (its /metrics), by (verb, resource)."""
+    response = await kube_api.call_api(
+        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
+    )
+    text = (await response.read()).decode()
+    counts: dict = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        key = (labels.get("verb"), labels.get("resource"))
+        counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
