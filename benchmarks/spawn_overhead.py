@@ -280,9 +280,13 @@ def summarise(seq: dict, conc: dict, timings: dict) -> dict:
 
 
 def phase_of(server: str) -> str:
-    """The phase a launch belonged to, from its user's and server's names."""
+    """The phase a launch belonged to, from its user's and server's names;
+    "ahead" for the steps of a launch prepared ahead (`hubext.ahead` runs
+    them for the user, with no server name)."""
     if "-warm-up" in server or server.endswith(f"/{WARM}"):
         return "warm-up"
+    if server.endswith("/"):
+        return "ahead"
     return "sequential" if "-seq-" in server else "concurrent"
 
 
@@ -314,10 +318,11 @@ def step_stats(timings: dict) -> list[dict]:
 def conditions(args) -> str:
     """The header: what was launched, and under which modelled costs."""
     users = "returning" if args.returning else "new"
-    if args.ahead:
-        users += (
-            ", each launch prepared ahead as BinderHub's check before its build asks"
-        )
+    ahead = (
+        ", each launch prepared ahead as BinderHub's check before its build asks"
+        if args.ahead
+        else ""
+    )
     if args.notebook == "modelled":
         pods = f"a modelled notebook server listening after {args.server_start:g} s"
     else:
@@ -325,7 +330,8 @@ def conditions(args) -> str:
     poll = f"every {args.poll:g} s" if args.poll else "with JupyterHub's backoff"
     return (
         f"spawn overhead: {args.sequential} sequential launches per spawner, "
-        f"{args.concurrent} concurrent x {args.rounds} round(s) of {users} users; "
+        f"{args.concurrent} concurrent x {args.rounds} round(s) of {users} users"
+        f"{ahead}; "
         "seconds from POST to the progress stream's ready event; test kubelet "
         f"container start cost {args.container_start:g} s per container; pods "
         f"run {pods}; the hubs poll {poll}"

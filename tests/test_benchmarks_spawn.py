@@ -62,7 +62,10 @@ SMALL_RUN = (
     [
         (("--server-start", "0.5"), "a modelled notebook server listening after 0.5 s"),
         (("--notebook", "singleuser", "--returning"), "jupyterhub-singleuser"),
-        (("--server-start", "0.5", "--ahead"), "a modelled notebook server"),
+        (
+            ("--server-start", "0.5", "--ahead"),
+            "a modelled notebook server listening after 0.5 s",
+        ),
     ],
     ids=[
         "modelled notebook, new users",
@@ -80,6 +83,11 @@ def test_spawn_overhead_small(options, pods):
     assert f"x 1 round(s) of {users} users" in out, out
     if "--ahead" in options:
         assert "each launch prepared ahead as BinderHub's check" in out, out
+        # the hub ran hubext's steps once ahead of each of the 5 launches
+        for step in ("fetch .resources", "ensure PVC", "ensure SSH Secret"):
+            assert re.search(
+                rf"^ahead\s+hubext\s+{re.escape(step)}\s+5\s", out, re.M
+            ), out
     rows = {
         m[1]: [float(x) for x in m.groups()[1:]]
         for m in re.finditer(
