@@ -134,7 +134,7 @@ from hubext import policypage  # noqa: E402
 
 policypage.configure(c)
 
-# --- launches made ready during BinderHub's build (hubext.ahead) ------------------
+# --- launches made ready before BinderHub's build (hubext.ahead) ------------------
 # BinderHub's check before its build posts each launch to
 # /hub/api/hubext/prepare/{user}: .resources read and checked, claim and key
 # Secret made, so the launch after the build asks nothing before its pod.

@@ -1,4 +1,4 @@
-"""A launch made ready while BinderHub builds its image.
+"""A launch made ready before BinderHub builds its image.
 
 BinderHub asks its launch quota class before it builds (`hubext.prebuild`).
 From there it posts the launch to the hub::
@@ -16,31 +16,55 @@ makes no request of its own before the pod. It also means one read of
 
 Answers:
 
-- 200 ``{"granted": "<the launch page's resources line>"}``;
+- 200 ``{"prepared": true, "granted": "<the launch page's resources line>"}``;
+- 200 ``{"prepared": false, "reason": ...}``: nothing done (no such user,
+  or the hub's spawner is not hubext's); BinderHub then checks by itself;
 - 409 ``{"message": ..., "refused": true, "permanent": bool}``: the launch
-  would be refused; ``permanent`` when the same launch always would (a bad
-  or oversized `.resources`, a host the hub may not read from, the
-  cluster refusing the user's claim or key), so BinderHub fails its page
-  now; false for what may pass (a host that did not answer).
+  would be refused; ``permanent`` when the same launch after the build
+  surely would be too (a bad or oversized `.resources`, a host the hub may
+  not read from, bad launch options, a claim or Secret recorded as another
+  user's), so BinderHub fails its page now; false for what may pass (a
+  host that did not answer, the cluster refusing or still deleting the
+  user's claim or key), which the launch after the build meets again, with
+  BinderHub's retries;
+- 413 for a body over `MAX_BODY_BYTES`.
 
-Who may ask: a token with the ``servers`` scope for that user (BinderHub's
-own, or the user's). Everything it does, that user's own launch would do;
-it starts no server and counts against no quota.
+Who may ask: a hub service (BinderHub) whose token has the ``servers``
+scope for that user. Not users themselves: what a launch reads from the
+repository hosts and makes in the cluster stays behind the hub's own
+limits on launches (the project quota, one start at a time per server).
+Everything it does, that user's own launch would do; it starts no server
+and counts against no quota.
 
 Install it with `configure(c)` in the hub's config (the chart does).
 """
 
 from __future__ import annotations
 
+from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from .errors import UserFacingError
+from .launchoptions import LaunchOptionsError
+from .names import OwnerMismatch
 from .repofiles import RepoFileError
+from .resources import ResourceFileError
 
 #: Where the endpoint is, under the hub's prefix: /hub/api/hubext/prepare/{name}.
 PREPARE_PATH = r"/api/hubext/prepare/([^/]+)"
+#: BinderHub's launch options are a few hundred bytes.
+MAX_BODY_BYTES = 64 * 1024
+#: Refusals the same launch after the build would surely meet again.
+PERMANENT_REFUSALS = (ResourceFileError, LaunchOptionsError, OwnerMismatch)
+
+
+def is_permanent(error: UserFacingError) -> bool:
+    """Whether to fail BinderHub's page now rather than after the build."""
+    if isinstance(error, RepoFileError):
+        return error.permanent
+    return isinstance(error, PERMANENT_REFUSALS)
 
 
 class PrepareLaunchHandler(APIHandler):
@@ -50,14 +74,20 @@ class PrepareLaunchHandler(APIHandler):
     async def post(self, user_name):
         from .spawner import HubextSpawner
 
+        if not isinstance(self.current_user, orm.Service):
+            raise web.HTTPError(403, "Only a hub service (BinderHub) prepares launches")
+        if len(self.request.body or b"") > MAX_BODY_BYTES:
+            raise web.HTTPError(413, f"Launch options over {MAX_BODY_BYTES} bytes")
         user = self.find_user(user_name)
-        if user is None:
-            raise web.HTTPError(404, f"No such user: {user_name}")
         spawner_class = self.settings.get("spawner_class")
+        if user is None:
+            self.write({"prepared": False, "reason": "no such user"})
+            return
         if not (
             isinstance(spawner_class, type) and issubclass(spawner_class, HubextSpawner)
         ):
-            raise web.HTTPError(404, "This hub's spawner is not hubext's")
+            self.write({"prepared": False, "reason": "the spawner is not hubext's"})
+            return
         options = self.get_json_body()
         if not isinstance(options, dict):
             raise web.HTTPError(400, "Expected the launch options as a JSON object")
@@ -71,7 +101,7 @@ class PrepareLaunchHandler(APIHandler):
         try:
             granted = await spawner.prepare_ahead()
         except UserFacingError as e:
-            permanent = e.permanent if isinstance(e, RepoFileError) else True
+            permanent = is_permanent(e)
             self.log.info(
                 "Launch for %s refused ahead of the build: %s %s",
                 user.name,
@@ -81,7 +111,7 @@ class PrepareLaunchHandler(APIHandler):
             self.set_status(409)
             self.write({"message": e.message, "refused": True, "permanent": permanent})
             return
-        self.write({"granted": granted})
+        self.write({"prepared": True, "granted": granted})
 
 
 def configure(c) -> None:

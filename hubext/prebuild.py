@@ -15,7 +15,7 @@ from ``pre_launch_hook``, comes after the build and is retried 4 times
   build (`hubext.ahead`): a `.resources` file the site policy refuses (bad
   syntax, a value above the site maximum, a file too large), a host the hub
   may not read from, the cluster refusing the user's claim or key. The hub
-  also makes the launch ready there, while the image builds. A hub without
+  also makes the launch ready there, before the image build. A hub without
   that endpoint gets the older check: BinderHub reads `.resources` itself,
   with the same `RepoFileFetcher` settings and resource policy as the hub's.
 
@@ -180,7 +180,7 @@ class HubextLaunchQuota(KubernetesLaunchQuota):
 
     async def _prepare_on_hub(self, launch: BinderLaunch) -> bool:
         """Post the launch to the hub (`hubext.ahead`), which checks it and
-        makes it ready while the image builds; refuse what the hub refuses
+        makes it ready before the image build; refuse what the hub refuses
         for sure. False when the hub has no such endpoint (then the check
         runs here); True otherwise, also when the hub could not be asked."""
         launcher = getattr(self.parent, "launcher", None)
@@ -203,19 +203,24 @@ class HubextLaunchQuota(KubernetesLaunchQuota):
         )
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        except OSError as e:
+        except Exception as e:  # a timeout, a cut connection: advisory only
             self.log.info("hubext: could not ask the hub at %s (%s)", url, e)
             return True
-        if response.code == 404:
+        answer = _json_object(response.body)
+        if response.code in (403, 404):
             if not self._warned_no_endpoint:
                 self._warned_no_endpoint = True
                 self.log.warning(
-                    "hubext: the hub has no %s; BinderHub checks .resources "
-                    "itself (add hubext.ahead.configure(c) to the hub's config)",
+                    "hubext: the hub answered %s to %s; BinderHub checks "
+                    ".resources itself. The hub's config needs "
+                    "hubext.ahead.configure(c), and BinderHub's hub token the "
+                    "servers scope",
+                    response.code,
                     url,
                 )
             return False
-        answer = _json_object(response.body)
+        if response.code == 200 and not answer.get("prepared"):
+            return False  # nothing done there (not hubext's spawner, say)
         if response.code == 409 and answer.get("permanent"):
             message = str(answer.get("message") or "refused by the hub")
             self.log.info("hubext: the hub refused %s: %s", launch.repo_url, message)

@@ -540,6 +540,7 @@ class HubextSpawner(KubeSpawner):
         launch itself then finds all of it known. Returns the line the launch
         page will show; raises the launch's `UserFacingError`."""
         self._accept_launch_options()
+        await super().load_user_options()  # the admins' profile overrides
         await self._launch_needs()
         return self._granted
 
@@ -687,9 +688,10 @@ class HubextSpawner(KubeSpawner):
         reflector = self.reflectors.get(
             self._get_reflector_key(f"hubext-{reflector_class.kind}")
         )
-        if reflector is None or not reflector.first_load_future.done():
+        loaded = reflector.first_load_future if reflector is not None else None
+        if loaded is None or not loaded.done() or loaded.cancelled():
             return None
-        return reflector
+        return reflector if loaded.exception() is None else None
 
     async def _watched(self, reflector_class):
         """The hub's watch of hubext's objects of one kind (`hubext.known`),

@@ -45,7 +45,7 @@ async def test_a_launch_made_ready_ahead_asks_nothing_before_its_pod(
     options = binder_user_options(REPO, commit)
 
     code, body = await hub.api("POST", "/hubext/prepare/alice", body=options)
-    assert code == 200, body
+    assert code == 200 and body["prepared"] is True, body
     assert body["granted"].startswith(f"Resources from .resources at {commit[:7]}: "), (
         body
     )
@@ -116,25 +116,31 @@ async def test_a_refusal_ahead_is_the_launchs_own(hubext_hub, forge, kube_api):
     assert code == 409 and "is not one this hub launches" in body["message"], body
 
 
-async def test_only_a_token_for_the_users_servers_may_prepare(
-    hubext_hub, k8s_namespace, kube_api
-):
+async def test_only_a_hub_service_may_prepare(hubext_hub, k8s_namespace, kube_api):
+    """BinderHub's service token prepares; a user's token does not, not
+    even for themselves: what a launch reads and makes stays behind the
+    hub's limits on launches."""
     hub = await hubext_hub(hub_config=AHEAD)
     for user in ("bob", "mallory"):
         await hub.api("POST", f"/users/{user}")
     code, body = await hub.api("POST", "/users/mallory/tokens", body={})
     mallory = body["token"]
     options = binder_user_options(REPO, SHA)
-    code, _ = await hub.api("POST", "/hubext/prepare/bob", body=options, token=mallory)
-    assert code in (403, 404)
+    for target in ("bob", "mallory"):
+        code, _ = await hub.api(
+            "POST", f"/hubext/prepare/{target}", body=options, token=mallory
+        )
+        assert code in (403, 404), target
     code, _ = await hub.api("POST", "/hubext/prepare/bob", body=options, token="x" * 32)
     assert code == 403
     core = client.CoreV1Api(kube_api)
     claims = await core.list_namespaced_persistent_volume_claim(k8s_namespace)
-    assert [c.metadata.name for c in claims.items] == []  # nothing made for Bob
-    code, body = await hub.api(
-        "POST", "/hubext/prepare/mallory", body=options, token=mallory
-    )
-    assert code == 200, body  # her own launch, as she could launch it
+    assert [c.metadata.name for c in claims.items] == []  # nothing made
     code, body = await hub.api("POST", "/hubext/prepare/nobody", body=options)
-    assert code == 404, body
+    assert code == 200 and body == {"prepared": False, "reason": "no such user"}
+    code, body = await hub.api(
+        "POST", "/hubext/prepare/bob", body={**options, "pad": "x" * 70_000}
+    )
+    assert code == 413, body
+    code, body = await hub.api("POST", "/hubext/prepare/bob", body=["not", "a", "dict"])
+    assert code == 400, body
