@@ -310,14 +310,20 @@ def read_timings(path: Path) -> list[dict]:
 
 @contextlib.asynccontextmanager
 async def local_cluster(
-    with_kubelet: bool = True, container_start: float = 0, notebook: str | None = None
+    with_kubelet: bool = True,
+    container_start: float = 0,
+    notebook: str | None = None,
+    node_process: bool = False,
 ):
     """kube-apiserver on kine, and (optionally) the test kubelet.
 
     `container_start` is the kubelet's modelled runtime cost of starting
     each container, in seconds (`TestKubelet` explains the model);
-    `notebook` the program its pods run (default: `jupyterhub-singleuser`).
-    Yields `(kubeconfig, api_client, kubelet_or_None)`; stops all on exit.
+    `notebook` the program its pods run (default: `jupyterhub-singleuser`);
+    `node_process` runs the kubelet in a process of its own (`_node.py`), as
+    a node would, rather than in this one's event loop. Yields
+    `(kubeconfig, api_client, kubelet)`: the kubelet is None without one or
+    in its own process; stops all on exit.
     """
     from kubernetes_asyncio import config
 
@@ -329,10 +335,12 @@ async def local_cluster(
     devkubelet.READY_TIMEOUT = 900
     cp = ControlPlane()
     await asyncio.to_thread(cp.start)
-    api = kubelet = None
+    api = kubelet = node = None
     try:
         api = await config.new_client_from_config(config_file=str(cp.kubeconfig))
-        if with_kubelet:
+        if with_kubelet and node_process:
+            node = await _start_node(cp.kubeconfig, container_start, notebook)
+        elif with_kubelet:
             kubelet = devkubelet.TestKubelet(
                 api, singleuser=notebook, container_start_seconds=container_start
             )
@@ -341,9 +349,45 @@ async def local_cluster(
     finally:
         if kubelet is not None:
             await kubelet.stop()
+        if node is not None:
+            await _stop_node(node)
         if api is not None:
             await api.close()
         await asyncio.to_thread(cp.stop)
+
+
+async def _start_node(kubeconfig, container_start: float, notebook: str | None):
+    argv = [
+        sys.executable,
+        str(Path(__file__).with_name("_node.py")),
+        str(kubeconfig),
+        "--container-start",
+        str(container_start),
+    ]
+    if notebook:
+        argv += ["--notebook", notebook]
+    node = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    line = await asyncio.wait_for(node.stdout.readline(), 120)
+    if line.strip() != b"ready":
+        await _stop_node(node)
+        raise RuntimeError(f"the test kubelet's process did not start: {line!r}")
+    node.drain = asyncio.create_task(_discard(node.stdout))  # never a full pipe
+    return node
+
+
+async def _discard(stream) -> None:
+    while await stream.read(65536):
+        pass
+
+
+async def _stop_node(node) -> None:
+    if node.returncode is None:
+        node.terminate()
+        try:
+            await asyncio.wait_for(node.wait(), 60)
+        except asyncio.TimeoutError:
+            node.kill()
+            await node.wait()
 
 
 @contextlib.contextmanager

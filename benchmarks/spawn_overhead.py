@@ -484,7 +484,7 @@ async def run(args) -> dict:
 async def measure(args, forge, notebook) -> dict:
     """Both hubs on one local cluster whose pods run `notebook`."""
     cluster = _common.local_cluster(
-        container_start=args.container_start, notebook=notebook
+        container_start=args.container_start, notebook=notebook, node_process=True
     )
     async with cluster as (kubeconfig, api, _kubelet):
         bench = Bench(api, forge, args.timeout, args.poll)
