@@ -47,20 +47,23 @@ def hub_api_url(launcher) -> str:
     return url.rstrip("/") + "/"
 
 
+def hub_request(
+    launcher, path: str, username: str, query: str = "", **kwargs
+) -> HTTPRequest:
+    """A hub API request with BinderHub's token, to `path` + the quoted
+    `username` + `query`; `kwargs` go to `HTTPRequest` (method, body, ...)."""
+    url = hub_api_url(launcher) + path + quote(username, safe="@~") + query
+    headers = {"Authorization": f"token {launcher.hub_api_token}"}
+    if "body" in kwargs:
+        headers["Content-Type"] = "application/json"
+    return HTTPRequest(url, headers=headers, request_timeout=REQUEST_TIMEOUT, **kwargs)
+
+
 async def fetch_user(launcher, username: str) -> dict | None:
     """The user's hub model with stopped servers and groups; None on failure."""
     log = getattr(launcher, "log", app_log)
-    url = (
-        hub_api_url(launcher)
-        + "users/"
-        + quote(username, safe="@~")
-        + "?include_stopped_servers=1"
-    )
-    request = HTTPRequest(
-        url,
-        headers={"Authorization": f"token {launcher.hub_api_token}"},
-        request_timeout=REQUEST_TIMEOUT,
-    )
+    request = hub_request(launcher, "users/", username, "?include_stopped_servers=1")
+    url = request.url
     try:
         response = await AsyncHTTPClient().fetch(request)
     except (HTTPClientError, OSError) as e:

@@ -39,13 +39,12 @@ import contextvars
 import functools
 import json
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from binderhub.quota import KubernetesLaunchQuota, LaunchQuotaExceeded
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient
 from traitlets import Dict, Unicode, validate
 
-from .binderhub import REQUEST_TIMEOUT, hub_api_url, project_refusal
+from .binderhub import hub_request, project_refusal
 from .quota import QuotaPolicy
 from .repofiles import RepoFileError, RepoFileFetcher
 from .resources import ResourceFileError, ResourcePolicy, parse_resources
@@ -186,21 +185,11 @@ class HubextLaunchQuota(KubernetesLaunchQuota):
         launcher = getattr(self.parent, "launcher", None)
         if not launch.username or launcher is None:
             return False
-        url = (
-            hub_api_url(launcher)
-            + "hubext/prepare/"
-            + quote(launch.username, safe="@~")
+        body = json.dumps(launch.user_options())
+        request = hub_request(
+            launcher, "hubext/prepare/", launch.username, method="POST", body=body
         )
-        request = HTTPRequest(
-            url,
-            method="POST",
-            body=json.dumps(launch.user_options()),
-            headers={
-                "Authorization": f"token {launcher.hub_api_token}",
-                "Content-Type": "application/json",
-            },
-            request_timeout=REQUEST_TIMEOUT,
-        )
+        url = request.url
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
         except Exception as e:  # a timeout, a cut connection: advisory only

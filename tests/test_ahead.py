@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from traitlets.config import Configurable
 
-from hubext import prebuild
+from hubext import binderhub, prebuild
 from hubext.ahead import is_permanent
 from hubext.errors import UserFacingError
 from hubext.launchoptions import LaunchOptionsError
@@ -68,7 +68,7 @@ async def test_a_hub_that_does_not_answer_lets_the_launch_go_on(
     silent_server, monkeypatch
 ):
     monkeypatch.delenv("JUPYTERHUB_API_URL", raising=False)
-    monkeypatch.setattr(prebuild, "REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setattr(binderhub, "REQUEST_TIMEOUT", 0.5)
     check = prebuild.HubextLaunchQuota(parent=_BinderHub(silent_server.url))
     launch = prebuild.BinderLaunch(
         username="alice",

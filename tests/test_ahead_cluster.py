@@ -13,6 +13,7 @@ from tests.helpers.launch import (
     api_requests,
     binder_user_options,
     launch,
+    requests_between,
     server_name,
 )
 
@@ -65,8 +66,7 @@ async def test_a_launch_made_ready_ahead_asks_nothing_before_its_pod(
     assert event.get("ready"), event
     after = await api_requests(kube_api)
 
-    def delta(verb, resource):
-        return after.get((verb, resource), 0) - before.get((verb, resource), 0)
+    delta = requests_between(before, after)
 
     # nothing made: the only reads are the test kubelet's, to mount them
     assert delta("POST", "persistentvolumeclaims") == 0

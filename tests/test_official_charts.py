@@ -518,6 +518,8 @@ def test_binderhubs_hub_role_covers_the_quota_hook(full):
     role = full.hub["roles"]["binder"]
     assert role["scopes"] == ["servers", "admin:users"]
     assert {"read:servers", "read:users:groups"} <= set(role["expanded"])
+    # hubext.ahead answers a hub service with `servers` only: BinderHub is one
+    assert role["services"] == ["binder"] and "servers" in role["expanded"]
     # the token BinderHub uses is the one the hub gave its service
     assert full.binder["hub_api_token"] == full.hub["services"]["binder"]["api_token"]
 

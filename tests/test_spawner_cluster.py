@@ -20,6 +20,7 @@ from tests.helpers.launch import (
     api_requests,
     binder_user_options,
     launch,
+    requests_between,
     server_name,
     wait_for,
 )
@@ -424,7 +425,7 @@ async def test_a_retry_never_meets_the_attempt_before_it(hubext_hub, forge):
         await asyncio.sleep(4)
 
 
-async def test_a_known_claim_and_key_cost_noapi_requests(
+async def test_a_known_claim_and_key_cost_no_api_requests(
     hubext_hub, core, kube_api, k8s_namespace
 ):
     hub = await hubext_hub()
@@ -443,8 +444,7 @@ async def test_a_known_claim_and_key_cost_noapi_requests(
     await _launch_ok(hub, "alice")
     after = await api_requests(kube_api)
 
-    def delta(verb, resource):
-        return after.get((verb, resource), 0) - before.get((verb, resource), 0)
+    delta = requests_between(before, after)
 
     # without the watch: a create answered 409 and a read of the claim, and a
     # read of the Secret; with it, only the test kubelet's own read of each

@@ -243,15 +243,21 @@ class RepoFileFetcher(LoggingConfigurable):
         costs no trip through the event loop."""
         path = _check_path(path)
         try:
-            ref = parse_launch(user_options, self.provider_prefixes)
-            self.host_for(ref)  # a host no longer allowed is refused again
-            key = (ref.host, ref.repo, ref.commit, path)
-            if key not in self._cache:
-                return NOT_CACHED
-            self._cache.move_to_end(key)
-            return _answer(self._cache[key])
+            *_, hit = self._lookup(user_options, path)
+            return hit if hit is NOT_CACHED else _answer(hit)
         except RepoFileError as e:
             return self._on_error(e)
+
+    def _lookup(self, user_options, path):
+        """The launch's ref, host and cache key, and its cached answer or
+        `NOT_CACHED`; a host no longer allowed is refused here, cached or not."""
+        ref = parse_launch(user_options, self.provider_prefixes)
+        host = self.host_for(ref)
+        key = (ref.host, ref.repo, ref.commit, path)
+        if key not in self._cache:
+            return ref, host, key, NOT_CACHED
+        self._cache.move_to_end(key)
+        return ref, host, key, self._cache[key]
 
     def _on_error(self, e: RepoFileError) -> None:
         if self.on_error != "defaults":
@@ -320,12 +326,9 @@ class RepoFileFetcher(LoggingConfigurable):
         )
 
     async def _fetch(self, user_options, path) -> bytes | None:
-        ref = parse_launch(user_options, self.provider_prefixes)
-        host = self.host_for(ref)
-        key = (ref.host, ref.repo, ref.commit, path)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return _answer(self._cache[key])
+        ref, host, key, hit = self._lookup(user_options, path)
+        if hit is not NOT_CACHED:
+            return _answer(hit)
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(self._upstream(host, ref, path, key))

@@ -101,3 +101,11 @@ async def api_requests(kube_api) -> dict:
         key = (labels.get("verb"), labels.get("resource"))
         counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
     return counts
+
+
+def requests_between(before: dict, after: dict):
+    """How many requests of (verb, resource) the API server counted between
+    two `api_requests` readings, as a function."""
+    return lambda verb, resource: (
+        after.get((verb, resource), 0) - before.get((verb, resource), 0)
+    )
