@@ -199,7 +199,7 @@ class TestKubelet:
         while True:
             try:
                 async with watch.Watch().stream(
-                    list_func, resource_version=version, timeout_seconds=300
+                    _undecoded(list_func), resource_version=version, timeout_seconds=300
                 ) as stream:
                     async for event in stream:
                         obj = event["raw_object"]
@@ -347,9 +347,7 @@ class TestKubelet:
             "metadata": {"name": name},
             "target": {"apiVersion": "v1", "kind": "Node", "name": NODE_NAME},
         }
-        await self.core.create_namespaced_pod_binding(
-            name, namespace, body, _preload_content=False
-        )
+        await _plain(self.core.create_namespaced_pod_binding, name, namespace, body)
 
     async def _prepare_volumes(self, pod: dict, running: PodProcess) -> dict:
         """Make the pod's volumes on disk; {volume name: host dir or None}."""
@@ -365,19 +363,19 @@ class TestKubelet:
 
     async def _read_source(self, namespace: str, kind: str, name: str):
         """A Secret's or ConfigMap's data as bytes, True for a claim; None if absent."""
+        read = {
+            "secret": self.core.read_namespaced_secret,
+            "configMap": self.core.read_namespaced_config_map,
+        }.get(kind, self.core.read_namespaced_persistent_volume_claim)
         try:
-            if kind == "secret":
-                obj = await self.core.read_namespaced_secret(name, namespace)
-                return volumes.object_data(kind, obj.data)
-            if kind == "configMap":
-                obj = await self.core.read_namespaced_config_map(name, namespace)
-                return volumes.object_data(kind, obj.data, obj.binary_data)
-            await self.core.read_namespaced_persistent_volume_claim(name, namespace)
-            return True
+            obj = await _plain(read, name, namespace)
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
+        if kind == "pvc":
+            return True
+        return volumes.object_data(kind, obj.get("data"), obj.get("binaryData"))
 
     async def _run_init_containers(self, pod, running, paths) -> bool:
         """Run each init container to its end, in order; False once one fails."""
@@ -514,8 +512,11 @@ class TestKubelet:
         self._done.add(meta["uid"])
         body = {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}}
         try:
-            await self.core.delete_namespaced_pod(
-                meta["name"], meta["namespace"], body=body
+            await _plain(
+                self.core.delete_namespaced_pod,
+                meta["name"],
+                meta["namespace"],
+                body=body,
             )
         except ApiException as e:
             if e.status not in (404, 409):
@@ -587,6 +588,7 @@ class TestKubelet:
         }
         try:
             await _retrying(
+                _plain,
                 self.core.patch_namespaced_persistent_volume_claim_status,
                 meta["name"],
                 meta["namespace"],
@@ -607,8 +609,34 @@ async def _retrying(patch, *args):
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
             if attempt == STATUS_ATTEMPTS - 1:
                 raise
-            log.warning("%s failed (%r), trying again", patch.__name__, e)
+            log.warning("status update failed (%r), trying again", e)
             await asyncio.sleep(STATUS_BACKOFF * 2**attempt)
+
+
+def _undecoded(list_func):
+    """`list_func` for a watch whose events keep the API server's JSON.
+
+    The client's `Watch` builds its model objects (V1Pod...) from the return
+    type in the function's docstring; this wrapper has none, so each event's
+    `object` stays the plain dict the handlers read. Building the models
+    cost this Python kubelet milliseconds per event, serialized on its one
+    event loop, where a node's kubelet decodes in microseconds.
+    """
+    return lambda **kwargs: list_func(**kwargs)
+
+
+async def _plain(method, *args, **kwargs):
+    """Call a `CoreV1Api` method and return its answer as plain JSON, not
+    as the client's models (see `_undecoded`); errors raise `ApiException`
+    with the status and body, as the client's own calls do."""
+    response = await method(*args, _preload_content=False, **kwargs)
+    async with response:
+        body = await response.read()
+    if not 200 <= response.status <= 299:
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body = body.decode(errors="replace")
+        raise error
+    return json.loads(body) if body else None
 
 
 def _other_uid(e: ApiException) -> bool:
