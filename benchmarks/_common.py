@@ -235,13 +235,16 @@ class CpuMeter:
 
     `machine` is every core's busy time (not idle, not waiting on I/O).
     The parts are process trees: each hub `hubs` names (with its proxy),
-    the API server and kine (found by name below this process), and the
-    rest of this process's tree (the launches' clients, the test kubelet
-    and every pod's processes). A tree counts its processes alive now and
-    the ones that ended and were waited for.
+    the API server and kine (found by name below this process); then the
+    test kubelet's own process (`_node.py`, when it runs apart), the pods'
+    processes it started (their namespace setup and modelled notebooks),
+    and this process itself (the launches' clients, the git forge). A tree
+    counts its processes alive now and the ones that ended and were waited
+    for. With the kubelet in this process, the three last are one part.
     """
 
     CONTROL_PLANE = ("kube-apiserver", "kine")
+    NODE = Path(__file__).with_name("_node.py").name
 
     def __init__(self, hubs: dict[str, int]):
         self.hubs = {name: psutil.Process(pid) for name, pid in hubs.items()}
@@ -254,13 +257,26 @@ class CpuMeter:
         for name, hub in self.hubs.items():
             seconds[name] = _tree_seconds(hub)
         seconds.update(dict.fromkeys(self.CONTROL_PLANE, 0.0))
+        node = None
         for proc in self.me.children(recursive=True):
             with contextlib.suppress(psutil.NoSuchProcess):
                 if proc.name() in self.CONTROL_PLANE:
                     seconds[proc.name()] += _tree_seconds(proc)
+                elif node is None and self._is_node(proc):
+                    node = proc
         parts = sum(seconds[k] for k in seconds if k != "machine")
-        seconds["kubelet and pods"] = _tree_seconds(self.me) - parts
+        rest = _tree_seconds(self.me) - parts
+        if node is None:
+            seconds["kubelet and pods"] = rest
+            return seconds
+        kubelet, clients = _own_seconds(node), _own_seconds(self.me)
+        seconds["kubelet"] = kubelet
+        seconds["pods"] = rest - kubelet - clients
+        seconds["clients"] = clients
         return seconds
+
+    def _is_node(self, proc: "psutil.Process") -> bool:
+        return any(arg.endswith(self.NODE) for arg in proc.cmdline()[:3])
 
     @staticmethod
     def spent(before: dict, after: dict) -> dict:
@@ -285,6 +301,15 @@ async def settle(
         if busy < busy_below:
             break
     return time.monotonic() - began
+
+
+def _own_seconds(proc: "psutil.Process") -> float:
+    """CPU seconds of `proc` itself, without any child."""
+    try:
+        t = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return t.user + t.system
 
 
 def _tree_seconds(proc: "psutil.Process") -> float:

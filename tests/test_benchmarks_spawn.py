@@ -137,7 +137,8 @@ def test_spawn_overhead_small(options, pods):
             assert steps[(phase, kind, "options step")][0] == n
 
     # what a concurrent round cost: its hub and the other parts are shares
-    # of the machine, and the pods' servers did work
+    # of the machine; the kubelet's own process, the pods' processes and
+    # the launches' clients are there (a tiny round may round to 0.0)
     header = re.search(r"^spawner\s+hub\s+(.+)$", out, re.M)
     assert header, out
     parts = re.split(r"\s{2,}", header[1].strip())
@@ -149,7 +150,9 @@ def test_spawn_overhead_small(options, pods):
     assert set(cpu) == {"plain", "hubext"}, out
     for hub, machine, *rest in cpu.values():
         named = dict(zip(parts[1:], rest, strict=True))
-        assert 0 < hub < machine and named["kubelet and pods"] > 0, out
+        assert 0 < hub < machine, out
+        assert named["kubelet"] > 0 and named["pods"] > 0, out
+        assert named["clients"] >= 0, out
         assert hub + sum(named.values()) <= machine * 1.05, out
 
 
