@@ -146,9 +146,9 @@ def view(pod: dict, container: dict, pod_dir: Path, volume_paths: dict) -> View:
         for m in mounts
     ]
     workdir = container.get("workingDir") or home
-    script = mountns.setup_script(
-        mounts, str(pod_dir / "scratch"), os.path.exists, workdir
-    )
+    scratch = pod_dir / "scratch"  # made here: one program less in the pod
+    scratch.mkdir(exist_ok=True)
+    script = mountns.setup_script(mounts, str(scratch), os.path.exists, workdir)
     return View(who, home, home_dir, script, skipped)
 
 
@@ -212,8 +212,15 @@ async def start(argv: list[str], env: dict, log_path: Path, cwd: Path):
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=_until_kubelet_dies(argv),
         )
+
+
+def _until_kubelet_dies(argv: list[str]):
+    """The `preexec_fn` that makes the kernel kill the command with the
+    kubelet: none when the command's own `setpriv --pdeathsig` does it
+    (`mountns.setpriv_argv`), so the kubelet starts it without a fork."""
+    return None if "--pdeathsig" in argv else die_with_parent
 
 
 async def run_to_end(
@@ -242,7 +249,7 @@ async def exec_in(pid: int, who, argv: list[str], env: dict, timeout=EXEC_TIMEOU
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=die_with_parent,
+        preexec_fn=_until_kubelet_dies(argv),
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)

@@ -125,11 +125,21 @@ def setup_script(mounts: list, scratch: str, exists, workdir: str = "/") -> str:
 
     Mounts are made parents first. `exists(path)` says whether a path exists
     on the host (injected, so this stays pure); `scratch` is a per-pod
-    directory for overlay layers.
+    directory for overlay layers and the mount tables.
+
+    A runtime mounts with system calls; a program run per mount costs a pod
+    a millisecond of CPU each, more for pods with more volumes. So the
+    mounts go into a table (fstab format) that one `mount -a` makes, in
+    order, creating missing directories (`X-mount.mkdir`); mounts of single
+    files, whose empty target file must exist first, follow in a second
+    table. `printf`, `[` and `:` are the shell's own.
     """
-    lines = ["set -e"]
+    quoted_scratch = shlex.quote(scratch)
+    lines = ["set -e", f"[ -d {quoted_scratch} ] || mkdir -p {quoted_scratch}"]
     writable: list[str] = []  # made by us in the namespace: mkdir is safe
     overlays = 0
+    first: list[str] = []  # covers and directories, in order
+    files: list[Mount] = []  # single files, after every directory
     for mount in sorted(mounts, key=lambda m: m.target.count("/")):
         target = mount.target
         if not any(_under(target, w) for w in writable) and not exists(target):
@@ -137,25 +147,70 @@ def setup_script(mounts: list, scratch: str, exists, workdir: str = "/") -> str:
             if cover is None:
                 lines.append(f"echo {shlex.quote(_no_room(target))} >&2")
                 continue
-            kind, path = cover
-            if kind == "tmpfs":
-                lines.append(f"mount -t tmpfs -o mode=755 hubext-home {path}")
-            else:
-                layer = f"{scratch}/overlay{overlays}"
-                overlays += 1
-                opts = f"lowerdir={path},upperdir={layer}/upper,workdir={layer}/work"
-                lines.append(
-                    f"mkdir -p {shlex.quote(layer)}/upper {shlex.quote(layer)}/work"
-                )
-                lines.append(
-                    f"mount -t overlay -o {shlex.quote(opts)} overlay {shlex.quote(path)}"
-                )
-            writable.append(path)
-        lines.extend(_bind(mount))
+            first.append(_cover(*cover, f"{scratch}/overlay{overlays}", lines))
+            overlays += cover[0] == "overlay"
+            writable.append(cover[1])
+        if mount.is_file:
+            files.append(mount)
+        else:
+            first.append(
+                _table_line(mount.source, target, "none", _bind_options(mount))
+            )
         writable.append(target)
+    lines.extend(_mount_all(first, f"{scratch}/fstab-dirs"))
+    for mount in files:
+        parent = shlex.quote(posixpath.dirname(mount.target))
+        dst = shlex.quote(mount.target)
+        lines += [f"[ -d {parent} ] || mkdir -p {parent}", f"[ -e {dst} ] || : > {dst}"]
+    table = [
+        _table_line(m.source, m.target, "none", _bind_options(m, mkdir=False))
+        for m in files
+    ]
+    lines.extend(_mount_all(table, f"{scratch}/fstab-files"))
     lines.append(f"cd {shlex.quote(workdir)} 2>/dev/null || cd /")
     lines.append('exec "$@"')
     return "\n".join(lines) + "\n"
+
+
+def _cover(kind: str, path: str, layer: str, lines: list) -> str:
+    """The table line covering `path`: an empty tmpfs, or an overlay whose
+    writable layer is `layer` (its directories made by a line added to
+    `lines`)."""
+    if kind == "tmpfs":
+        return _table_line("hubext-home", path, "tmpfs", "mode=755")
+    lines.append(f"mkdir -p {shlex.quote(layer)}/upper {shlex.quote(layer)}/work")
+    opts = f"lowerdir={path},upperdir={layer}/upper,workdir={layer}/work"
+    return _table_line("overlay", path, "overlay", opts)
+
+
+def _bind_options(mount: Mount, mkdir: bool = True) -> str:
+    options = ["bind"] + (["X-mount.mkdir"] if mkdir else [])
+    return ",".join(options + (["ro"] if mount.read_only else []))
+
+
+def _table_line(source: str, target: str, kind: str, options: str) -> str:
+    """One fstab line; blanks and backslashes in paths escaped as octal."""
+    return " ".join(
+        [_fstab_escape(source), _fstab_escape(target), kind, options, "0 0"]
+    )
+
+
+def _fstab_escape(path: str) -> str:
+    for char in "\\ \t\n":
+        path = path.replace(char, f"\\{ord(char):03o}")
+    return path
+
+
+def _mount_all(table: list[str], path: str) -> list[str]:
+    """Lines writing `table` to `path` and making its mounts with one
+    `mount -a` (it reads a file: a here-document is a pipe it refuses)."""
+    if not table:
+        return []
+    quoted = " ".join(shlex.quote(line) for line in table)
+    return [
+        f"printf '%s\\n' {quoted} > {shlex.quote(path)}",
+        f"mount -a --fstab {shlex.quote(path)}",
+    ]
 
 
 def _no_room(target: str) -> str:
@@ -165,28 +220,20 @@ def _no_room(target: str) -> str:
     )
 
 
-def _bind(mount: Mount) -> list[str]:
-    """A bind mount, with as few programs run as can do it: `[` and `:` are
-    the shell's own, and `mount` makes a read-only bind in one call. A
-    runtime mounts with system calls; each program here costs a pod a few
-    milliseconds of CPU, more for pods with more volumes."""
-    src, dst = shlex.quote(mount.source), shlex.quote(mount.target)
-    if mount.is_file:
-        parent = shlex.quote(posixpath.dirname(mount.target))
-        lines = [f"[ -d {parent} ] || mkdir -p {parent}", f"[ -e {dst} ] || : > {dst}"]
-    else:
-        lines = [f"[ -d {dst} ] || mkdir -p {dst}"]
-    ro = " -o ro" if mount.read_only else ""
-    lines.append(f"mount --bind{ro} {src} {dst}")
-    return lines
-
-
 def setpriv_argv(who: Identity) -> list[str]:
-    """`setpriv` options switching to `who`; empty for root."""
+    """`setpriv` switching to `who` (root: no switch), and asking the kernel
+    to kill the program when its parent, the kubelet, dies.
+
+    `setpriv` sets that signal after the switch, which clears one set
+    before; and the kubelet need not set it itself in a `preexec_fn`, for
+    which Python forks its whole memory rather than vfork (tens of
+    milliseconds of the kubelet's one event loop per container).
+    """
+    argv = ["setpriv", "--pdeathsig", "KILL"]
     if who.is_root:
-        return []
+        return argv + ["--"]
     gid = 0 if who.gid is None else who.gid
-    argv = ["setpriv", f"--reuid={who.uid}", f"--regid={gid}"]
+    argv += [f"--reuid={who.uid}", f"--regid={gid}"]
     if who.groups:
         argv.append("--groups=" + ",".join(str(g) for g in who.groups))
     else:

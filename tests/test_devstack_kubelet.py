@@ -8,6 +8,9 @@ send real pods through the API server to the session's test kubelet.
 
 import os
 import stat
+import subprocess
+import sys
+import time
 
 import pytest
 from kubernetes_asyncio import client
@@ -152,6 +155,64 @@ async def test_subpath_mounts_land_inside_their_parent_mount(vols, tmp_path):
     # the mount points were made in the emptyDir; the file is still there
     assert (vols["scratch"] / "known_hosts").exists()
     assert (vols["key"] / "priv").read_bytes() == b"PRIVATE"
+
+
+_STAND_IN_KUBELET = """
+import subprocess, sys, time
+child = subprocess.Popen(sys.argv[1:])  # no preexec_fn: the argv alone
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _state(pid: int) -> str:
+    """A process's state letter; "gone" once it has been reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+@pytest.mark.parametrize("uid", [None, 1000], ids=["root", "user"])
+def test_a_containers_process_dies_with_the_kubelet(vols, tmp_path, uid):
+    """A kubelet killed outright (a test run stopped with SIGKILL) leaves no
+    pod process behind, whoever the pod runs as: the container's command
+    line itself asks the kernel for it, after switching to the pod's user
+    (a switch clears a death signal asked for before it)."""
+    if not containers.namespaces_available():
+        raise AssertionError("the test kubelet needs root with unshare and setpriv")
+    context = {"runAsUser": uid, "runAsGroup": uid} if uid else {}
+    container = {"name": "notebook", "securityContext": context}
+    view = containers.view(POD, container, tmp_path / "pod", vols)
+    argv = [sys.executable, "-c", _STAND_IN_KUBELET, *view.argv(["sleep", "60"])]
+    kubelet = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(kubelet.stdout.readline())
+        deadline = time.monotonic() + 10
+        while _comm(pid) != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.02)  # unshare, sh and setpriv exec on to sleep
+        assert _comm(pid) == "sleep"
+        if uid:
+            assert os.stat(f"/proc/{pid}").st_uid == uid
+    finally:
+        kubelet.kill()
+        kubelet.wait()
+    deadline = time.monotonic() + 5
+    while _state(pid) not in ("Z", "gone") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    state = _state(pid)
+    if state not in ("Z", "gone"):
+        os.kill(pid, 9)
+    assert state in ("Z", "gone"), f"process {pid} outlived its kubelet"
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip()
+    except FileNotFoundError:
+        return ""
 
 
 # -- through the API server, run by the session's test kubelet --------------

@@ -14,6 +14,7 @@ failure in the end-to-end tests below can be told apart from one in them.
 import base64
 import os
 import secrets
+import shlex
 import shutil
 import stat
 
@@ -91,17 +92,56 @@ def test_setup_script_covers_missing_parents_without_touching_the_host():
     ]
     script = mountns.setup_script(mounts, "/tmp/pod/scratch", host.__contains__)
     lines = script.splitlines()
-    assert lines.count("mount -t tmpfs -o mode=755 hubext-home /home") == 1
-    overlay = [line for line in lines if "-t overlay" in line]
-    assert overlay == [
-        "mount -t overlay -o lowerdir=/etc,upperdir=/tmp/pod/scratch/overlay0/upper,"
-        "workdir=/tmp/pod/scratch/overlay0/work overlay /etc"
+    # one table of mounts, made by one program: `mount -a`
+    assert [line for line in lines if line.startswith("mount ")] == [
+        "mount -a --fstab /tmp/pod/scratch/fstab-dirs"
     ]
-    binds = [line.split()[-1] for line in lines if line.startswith("mount --bind")]
-    assert binds.index("/home/jovyan") < binds.index("/home/jovyan/.ssh")
-    assert "/opt/x" not in binds and "/tmp/pod/inner" not in binds
-    assert "mount --bind -o ro /tmp/pod/v /etc/hubext/ssh" in lines
+    table = [
+        line.split()
+        for line in shlex.split(next(x for x in lines if x.startswith("printf")))[2:-2]
+    ]
+    targets = [row[1] for row in table]
+    assert table[0][:4] == ["hubext-home", "/home", "tmpfs", "mode=755"]
+    assert targets.count("/home") == 1
+    assert table[targets.index("/etc")] == [
+        "overlay",
+        "/etc",
+        "overlay",
+        "lowerdir=/etc,upperdir=/tmp/pod/scratch/overlay0/upper,"
+        "workdir=/tmp/pod/scratch/overlay0/work",
+        "0",
+        "0",
+    ]
+    assert targets.index("/home/jovyan") < targets.index("/home/jovyan/.ssh")
+    assert targets.index("/etc") < targets.index("/etc/hubext/ssh")
+    assert "/opt/x" not in targets and "/tmp/pod/inner" not in targets
+    assert ["/tmp/pod/v", "/etc/hubext/ssh", "none", "bind,X-mount.mkdir,ro"] == (
+        table[targets.index("/etc/hubext/ssh")][:4]
+    )
     assert lines[-1] == 'exec "$@"'
+
+
+def test_setup_script_mounts_files_after_every_directory_and_escapes_blanks():
+    mounts = [
+        mountns.Mount("/v/key", "/home/jovyan/.ssh/ssh.priv", True, is_file=True),
+        mountns.Mount("/v/dir with space", "/home/jovyan/.ssh"),
+        mountns.Mount("/v/home", "/home/jovyan"),
+    ]
+    script = mountns.setup_script(mounts, "/s", {"/", "/home"}.__contains__)
+    lines = script.splitlines()
+    assert [line for line in lines if line.startswith("mount ")] == [
+        "mount -a --fstab /s/fstab-dirs",
+        "mount -a --fstab /s/fstab-files",
+    ]
+    dirs, files = (
+        shlex.split(line)[2:-2] for line in lines if line.startswith("printf")
+    )
+    assert "/v/dir\\040with\\040space /home/jovyan/.ssh none" in " | ".join(dirs)
+    touch = lines.index(
+        "[ -e /home/jovyan/.ssh/ssh.priv ] || : > /home/jovyan/.ssh/ssh.priv"
+    )
+    assert lines.index("mount -a --fstab /s/fstab-dirs") < touch
+    assert files == ["/v/key /home/jovyan/.ssh/ssh.priv none bind,ro 0 0"]
 
 
 def test_volumes_are_laid_out_like_the_kubelet_does(tmp_path):
