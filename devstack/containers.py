@@ -165,14 +165,20 @@ def runnable_view(view: View, program: str) -> View:
     who = view.identity
     if view.script is None or who.is_root or _can_run(who, program):
         return view
+    _say_root_runs(who.uid, program)
+    return dataclasses.replace(view, identity=mountns.Identity())
+
+
+@functools.cache
+def _say_root_runs(uid: int, program: str) -> None:
+    """Once per user and program: every pod of theirs would say the same."""
     log.warning(
         "uid %s cannot run %s (a parent directory is closed to it): the "
         "notebook server runs as root; `exec` still runs as uid %s",
-        who.uid,
+        uid,
         program,
-        who.uid,
+        uid,
     )
-    return dataclasses.replace(view, identity=mountns.Identity())
 
 
 @functools.cache
