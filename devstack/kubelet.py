@@ -50,6 +50,11 @@ HOST_IP = "127.0.0.1"
 READY_TIMEOUT = 60
 #: Tries of a status update whose connection dropped; first pause (doubling).
 STATUS_ATTEMPTS, STATUS_BACKOFF = 5, 0.2
+#: Seconds the kubelet keeps an idle connection to the API server. A node's
+#: kubelet sends every request over one long-lived HTTP/2 connection; this
+#: client opens an HTTP/1.1 connection per request in flight and closed idle
+#: ones after 15 s, so each burst of pods paid a TLS handshake per request.
+API_KEEPALIVE = 120
 #: The default of `TestKubelet(container_start_seconds=...)`, when set.
 CONTAINER_START_ENV = "HUBEXT_KUBELET_CONTAINER_START_SECONDS"
 # Kinds removed from a namespace before its deletion is finished.
@@ -124,6 +129,7 @@ class TestKubelet:
             )
         self.container_start_seconds = container_start_seconds
         self.api = api
+        _keep_connections(api, API_KEEPALIVE)
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
         self.singleuser = singleuser or default_singleuser()
@@ -615,6 +621,18 @@ async def _retrying(patch, *args):
                 raise
             log.warning("status update failed (%r), trying again", e)
             await asyncio.sleep(STATUS_BACKOFF * 2**attempt)
+
+
+def _keep_connections(api: client.ApiClient, seconds: float) -> None:
+    """Keep the client's idle connections `seconds` (see `API_KEEPALIVE`).
+
+    The client library has no setting for it: its aiohttp connector's is
+    changed, where that connector has one."""
+    connector = getattr(
+        getattr(api.rest_client, "pool_manager", None), "connector", None
+    )
+    if hasattr(connector, "_keepalive_timeout"):
+        connector._keepalive_timeout = seconds
 
 
 def _undecoded(list_func):
