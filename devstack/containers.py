@@ -33,6 +33,7 @@ EXEC_TIMEOUT = 60
 _warned = False
 
 
+@functools.cache
 def namespaces_available() -> bool:
     """Root, with `unshare`, `setpriv` and `nsenter` on PATH."""
     tools = ("unshare", "setpriv", "nsenter", "mount")

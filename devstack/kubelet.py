@@ -50,6 +50,10 @@ HOST_IP = "127.0.0.1"
 READY_TIMEOUT = 60
 #: Tries of a status update whose connection dropped; first pause (doubling).
 STATUS_ATTEMPTS, STATUS_BACKOFF = 5, 0.2
+#: A tmpfs for the kubelet's pods' files, if the machine has one (else /tmp).
+_MEMORY = (
+    "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+)
 #: Seconds the kubelet keeps an idle connection to the API server. A node's
 #: kubelet sends every request over one long-lived HTTP/2 connection; this
 #: client opens an HTTP/1.1 connection per request in flight and closed idle
@@ -133,7 +137,8 @@ class TestKubelet:
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
         self.singleuser = singleuser or default_singleuser()
-        self.workdir = Path(tempfile.mkdtemp(prefix="hubext-kubelet-"))
+        # in memory where the machine has it, as a node keeps Secret volumes
+        self.workdir = Path(tempfile.mkdtemp(prefix="hubext-kubelet-", dir=_MEMORY))
         self.workdir.chmod(0o711)  # pods' users reach their own directories
         self.claims = self.workdir / "claims"  # the stand-in NFS exports
         self.pods: dict[str, PodProcess] = {}  # by pod uid
@@ -365,7 +370,11 @@ class TestKubelet:
             *(self._read_source(running.namespace, k, n) for k, n in needed)
         )
         sources = dict(zip(needed, found, strict=True))
-        return volumes.prepare(pod, running.workdir, self.claims, sources)
+        # on disk, off the event loop: a node's volume manager works beside
+        # its pod workers, not in their way
+        return await asyncio.to_thread(
+            volumes.prepare, pod, running.workdir, self.claims, sources
+        )
 
     async def _read_source(self, namespace: str, kind: str, name: str):
         """A Secret's or ConfigMap's data as bytes, True for a claim; None if absent."""
