@@ -46,12 +46,13 @@ The ratio of medians is printed with a 95 % bootstrap interval, resampling
 whole pairs (sequential) or whole rounds (concurrent: a round's launches
 share its load, so they are not independent). A run tells a 5 % difference
 only when its interval is narrower than that; the defaults, 120 pairs and
-12 rounds of 50, are the smallest that did here (3 rounds of 100 did not).
+24 rounds of 50, are the smallest that did here (12 rounds did once, not
+always; 3 rounds of 100 did not).
 Each concurrent round also prints the CPU seconds it cost, the machine's
 and its parts' (`_common.CpuMeter`): how much of a busy round is work
 rather than waiting, and whose.
 
-    python benchmarks/spawn_overhead.py --sequential 120 --concurrent 50 --rounds 12
+    python benchmarks/spawn_overhead.py --sequential 120 --concurrent 50 --rounds 24
 """
 
 import argparse
@@ -392,7 +393,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sequential", type=int, default=120, metavar="N")
     parser.add_argument("--concurrent", type=int, default=50, metavar="C")
-    parser.add_argument("--rounds", type=int, default=12, metavar="R")
+    parser.add_argument("--rounds", type=int, default=24, metavar="R")
     parser.add_argument("--timeout", type=float, default=900, metavar="SECONDS")
     parser.add_argument(
         "--container-start",
