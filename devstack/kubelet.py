@@ -370,7 +370,7 @@ class TestKubelet:
             *(self._read_source(running.namespace, k, n) for k, n in needed)
         )
         sources = dict(zip(needed, found, strict=True))
-        # on disk, off the event loop: a node's volume manager works beside
+        # off the event loop: a node's volume manager works beside
         # its pod workers, not in their way
         return await asyncio.to_thread(
             volumes.prepare, pod, running.workdir, self.claims, sources
