@@ -374,9 +374,9 @@ def report(summary: dict, args) -> None:
         print(f"{'spawner':<8} {'hub':>7}" + "".join(f" {p:>17}" for p in parts))
         for kind in KINDS:
             hub = _common.median([r[kind] for r in cpu[kind]])
-            line = f"{kind:<8} {hub:>7.1f}"
+            line = f"{kind:<8} {hub:>7.2f}"
             for part in parts:
-                line += f" {_common.median([r[part] for r in cpu[kind]]):>17.1f}"
+                line += f" {_common.median([r[part] for r in cpu[kind]]):>17.2f}"
             print(line)
     print("\nsteps inside the spawner (seconds)")
     print(

@@ -305,8 +305,14 @@ async def test_nfs_volume_is_shared_by_a_users_servers_only(
     await _sh(kubelet, ns, other, "touch /home/bob-nfs-pvc/mine")
     rc, _, _ = await kubelet.exec(ns, other, ["ls", "/home/alice-nfs-pvc"])
     assert rc != 0
+    # where the data could be: /home, and the stand-in node's directory that
+    # holds every claim's export (made unlistable to pods; the search fails
+    # if that ever changes). The rest of the host holds nothing of the pods.
     found = await _sh(
-        kubelet, ns, other, f"grep -rl {marker} /home /tmp 2>/dev/null || true"
+        kubelet,
+        ns,
+        other,
+        f"grep -rl {marker} /home {kubelet.workdir} 2>/dev/null || true",
     )
     assert found == ""
     assert await _sh(kubelet, ns, other, "cat ~/.ssh/ssh.pub") != key_before
