@@ -146,6 +146,8 @@ def _check_value(key: str, value: str) -> None:
             ipaddress.ip_address(value)
         except ValueError:
             raise _refuse(key, "is not an IP address") from None
+        if "%" in value:  # an IPv6 scope: any text, and no client sends one
+            raise _refuse(key, "names an IPv6 scope (%...); send the address only")
 
 
 def _kind(value) -> str:

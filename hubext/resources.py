@@ -62,6 +62,9 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _WITH_UNIT = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))\s*([A-Za-z]+)")
 _NOT_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "-infinity"}
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: Values a message may suggest: above this no real request lies, and a
+#: float could no longer print it as a plain number.
+_SUGGESTIBLE = 10**15
 
 
 def format_number(value) -> str:
@@ -386,8 +389,9 @@ def _unit_fix(key: str, number: str, unit: str) -> str:
     factor = units.get(key, _MEMORY_UNITS).get(unit.lower())
     if factor is not None:
         value = Fraction(number) * factor
-        if value >= 0 and _on_step(key, value):
-            return f"write {key}={format_number(value)} ({meaning}, without units)"
+        written = format_number(value) if value < _SUGGESTIBLE else ""
+        if value >= 0 and _on_step(key, value) and _NUMBER.fullmatch(written):
+            return f"write {key}={written} ({meaning}, without units)"
     return f"write {meaning}, without units, such as {key}={example}"
 
 
@@ -416,7 +420,7 @@ def _suggest_step(key: str, value: Fraction) -> str:
 
 
 def _check_range(key: str, value: Fraction, text: str, policy, fail) -> None:
-    """Refuse negatives, zero limits, off-step values and values above the maximum."""
+    """Refuse negatives, zero limits, values above the maximum and off-step values."""
     shown = f"{key}={_show(text)}"
     default = format_number(getattr(policy.defaults, key))
     if value < 0:
@@ -437,11 +441,7 @@ def _check_range(key: str, value: Fraction, text: str, policy, fail) -> None:
             f" reserves the whole limit); write {key}={_SMALL[key]} for a small"
             f" request, or remove the line for the default ({default})"
         )
-    if key == "gpu" and value.denominator != 1:
-        low = math.floor(value)
-        fail(f"{shown}: GPUs come whole; write gpu={low} or gpu={low + 1}")
-    if not _on_step(key, value):
-        fail(f"{shown}: must be in {_STEP[key][1]}; write {_suggest_step(key, value)}")
+    # before the step: a suggestion on the step is then a value that prints
     maximum = getattr(policy.maxima, key)
     if value > Fraction(maximum):
         if key == "gpu" and maximum == 0:
@@ -452,6 +452,11 @@ def _check_range(key: str, value: Fraction, text: str, policy, fail) -> None:
             f"{shown}: above this hub's maximum of {top} {unit};"
             f" write {key}={top} or less"
         )
+    if key == "gpu" and value.denominator != 1:
+        low = math.floor(value)
+        fail(f"{shown}: GPUs come whole; write gpu={low} or gpu={low + 1}")
+    if not _on_step(key, value):
+        fail(f"{shown}: must be in {_STEP[key][1]}; write {_suggest_step(key, value)}")
 
 
 def _parse_line(content: str, given: dict, policy, fail) -> tuple[str, Fraction, str]:

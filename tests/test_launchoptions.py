@@ -100,6 +100,8 @@ REFUSED = [
     ({"binder_client_ip": 127001}, "binder_client_ip", "not a number"),
     ({"token": True}, "token", "not true/false"),
     ({"binder_client_ip": "localhost"}, "binder_client_ip", "is not an IP address"),
+    ({"binder_client_ip": "::1%\n{x}"}, "binder_client_ip", "names an IPv6 scope"),
+    ({"binder_client_ip": "fe80::1%eth0"}, "binder_client_ip", "names an IPv6 scope"),
     ({"repo_url": "file:///etc/passwd"}, "repo_url", "http:// or https:// URL"),
     (
         {"repo_url": "git@github.com:physics/wave-lab"},

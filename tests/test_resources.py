@@ -329,6 +329,26 @@ INVALID = [
         'memr=\\x1b[31m: "\\x1b[31m" is not a number; write a number of GB,'
         " such as memr=4",
     ),
+    (  # off the step: the suggestion would be a float too large to print
+        b"cpur=1" + b"0" * 400 + b".0001\n",
+        1,
+        "cpur",
+        "cpur=1000000000000000000000000000000000000...: above this hub's"
+        " maximum of 32 cores; write cpur=32 or less",
+    ),
+    (  # a value with a unit, too large to suggest without it
+        b"memr=" + b"9" * 400 + b"G\n",
+        1,
+        "memr",
+        "memr=9999999999999999999999999999999999999...: write a number of GB,"
+        " without units, such as memr=4",
+    ),
+    (  # the unit's conversion is too large to write plainly: no suggestion
+        b"meml=999999999999999T\n",
+        1,
+        "meml",
+        "meml=999999999999999T: write a number of GB, without units, such as meml=8",
+    ),
     (
         b"# pad\n" * 700,
         None,
@@ -591,6 +611,19 @@ def spliced_files(draw):
 @given(spliced_files(), st.sampled_from(POLICIES))
 def test_spliced_files_only_raise_resource_file_error(data, policy):
     check_property(data, policy)
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(KEYS),
+    st.from_regex(r"[0-9]{1,600}(\.[0-9]{0,600})?", fullmatch=True),
+    st.sampled_from(["", "m", "G", "Ti", "cores", " gpus"]),
+    st.sampled_from(POLICIES),
+)
+def test_numbers_of_any_length_only_raise_resource_file_error(
+    key, number, unit, policy
+):
+    check_property(f"{key}={number}{unit}\n".encode(), policy)
 
 
 @settings(max_examples=600)
