@@ -291,3 +291,17 @@ def test_message_links_the_projects_row():
     text = compose(s, "ann@uni.example", payload).get_content()
     assert f"{PANEL}#project-a%20b%2Fc" in text
     assert "after 2026-03-17 12:00 UTC" in text
+
+
+@pytest.mark.parametrize("name", ["a\nb", "a\u2028b", "a\rBcc: x@evil.example"])
+def test_a_server_name_with_a_line_break_still_makes_a_notice(name):
+    """JupyterHub 5 takes any server name; a header cannot hold a line break,
+    and a notice that cannot be composed would keep the project forever."""
+    s = EmailSettings(host="x", sender="hub@uni.example", control_panel_url=PANEL)
+    now = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
+    payload = notice_payload("ann", name, now, now + dt.timedelta(days=7), REPO_URL)
+    message = compose(s, "ann@uni.example", payload)
+    sent = message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert sent["Subject"].startswith("Your project a\ufffd")
+    assert sent["Bcc"] is None
+    assert "\n" not in sent["Subject"] and "\u2028" not in sent["Subject"]

@@ -79,11 +79,18 @@ def _when(iso: str) -> str:
     return moment.strftime(DATE_FORMAT) if moment else "unknown"
 
 
+def _printable(text: str) -> str:
+    """`text` with every line break and control character as U+FFFD: names
+    come from users (JupyterHub 5 takes any server name), and a header with
+    a line break cannot be sent at all, so the project would never go."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+
+
 def compose(settings: EmailSettings, to: str, payload: dict) -> EmailMessage:
     """The notice about one project (`notice.notice_payload`)."""
-    server, remove_at = payload["server"], _when(payload["remove_at"])
+    server, remove_at = _printable(payload["server"]), _when(payload["remove_at"])
     repo = payload.get("repo_url") or "(not recorded)"
-    link = panel_link(settings, server)
+    link = panel_link(settings, payload["server"])  # quoted: every character
     message = EmailMessage()
     message["From"] = settings.sender
     message["To"] = to
@@ -92,7 +99,7 @@ def compose(settings: EmailSettings, to: str, payload: dict) -> EmailMessage:
     message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(
-        f"Hello {payload['user']},\n"
+        f"Hello {_printable(payload['user'])},\n"
         "\n"
         f"your project {server} has had no activity since "
         f"{_when(payload['last_activity'])}.\n"
