@@ -9,7 +9,8 @@ label), and a launch whose object is in the watched set skips the requests.
 
 The watch keeps the set right: an object an admin deletes leaves it within
 moments, and the next launch creates it again through the usual 409-safe
-path. So does an object that is being deleted, or one recorded as another
+path. A watch that has given up is not trusted (`watching`): launches ask
+the API server, and the next one that must starts the watch again. So does an object that is being deleted, or one recorded as another
 user's: only a claim or Secret that is plainly the user's own is taken
 from the set.
 
@@ -71,6 +72,20 @@ class KeySecretReflector(ResourceReflector):
         for key, secret in proposal["value"].items():
             store[key] = secret
         return store
+
+
+def watching(reflector) -> bool:
+    """True while `reflector` has loaded and still watches. A reflector
+    that gave up (the API server unreachable for too long) keeps its last
+    set, which then goes stale: an object deleted since would count as
+    present for good."""
+    if reflector is None:
+        return False
+    loaded = reflector.first_load_future
+    if not loaded.done() or loaded.cancelled() or loaded.exception() is not None:
+        return False
+    task = reflector.watch_task
+    return task is not None and not task.done()
 
 
 def _plainly_owned(obj: dict | None, username: str) -> bool:

@@ -30,11 +30,13 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, valida
 from . import known, lifecycle, names, quota, sshkeys, storage
 from .errors import UserFacingError
 from .launchoptions import LaunchOptions, check_launch_options
-from .repofiles import NOT_CACHED, RepoFileFetcher, parse_launch
+from .repofiles import NOT_CACHED, RepoFileFetcher
 from .resources import ResourcePolicy, granted_line, parse_resources
 
 #: Labels and annotations hubext puts on the pods it launches.
 COMMIT_LABEL = "hubext/commit"
+#: Characters a label value holds: a SHA-256 commit (64) is cut to this.
+LABEL_VALUE_MAX = 63
 REPO_ANNOTATION = "hubext/repo-url"
 RESOURCES_ANNOTATION = "hubext/resources"
 #: Seconds the first launch waits for the watch of claims or Secrets to load.
@@ -561,10 +563,12 @@ class HubextSpawner(KubeSpawner):
             self.image = self.launch_options.image
 
     def _launch_ref(self):
-        """The launched repo@commit, or None for a launch not from BinderHub."""
+        """The launched repo@commit; None for a launch not from BinderHub,
+        or one whose commit cannot be read when the site falls back to its
+        defaults (`RepoFileFetcher.on_error`)."""
         if not self.launch_options.from_binderhub:
             return None
-        return parse_launch(self.user_options)
+        return self.repo_file_fetcher().launch_ref(self.user_options)
 
     def _effective_resources(self, launch):
         """The launch's resources; an awaitable of them when `.resources`
@@ -685,13 +689,13 @@ class HubextSpawner(KubeSpawner):
     def _watch_if_running(self, reflector_class):
         """The hub's watch of one kind if it already runs and has loaded,
         else None; never waits."""
-        reflector = self.reflectors.get(
+        reflector = self._reflector_of(reflector_class)
+        return reflector if known.watching(reflector) else None
+
+    def _reflector_of(self, reflector_class):
+        return self.reflectors.get(
             self._get_reflector_key(f"hubext-{reflector_class.kind}")
         )
-        loaded = reflector.first_load_future if reflector is not None else None
-        if loaded is None or not loaded.done() or loaded.cancelled():
-            return None
-        return reflector if loaded.exception() is None else None
 
     async def _watched(self, reflector_class):
         """The hub's watch of hubext's objects of one kind (`hubext.known`),
@@ -700,10 +704,19 @@ class HubextSpawner(KubeSpawner):
         key = (self.namespace, reflector_class.kind)
         if key in HubextSpawner._unwatchable:
             return None
+        current = self._reflector_of(reflector_class)
+        # one that loaded and then gave up is replaced by a new watch
+        gave_up = (
+            current is not None
+            and current.first_load_future.done()
+            and not known.watching(current)
+        )
         try:
             return await asyncio.wait_for(
                 self._start_reflector(
-                    f"hubext-{reflector_class.kind}", reflector_class
+                    f"hubext-{reflector_class.kind}",
+                    reflector_class,
+                    replace=gave_up,
                 ),
                 WATCH_START_TIMEOUT,
             )
@@ -734,7 +747,7 @@ class HubextSpawner(KubeSpawner):
         labels.pop(COMMIT_LABEL, None)
         annotations.pop(REPO_ANNOTATION, None)
         if launch is not None:
-            labels[COMMIT_LABEL] = launch.commit
+            labels[COMMIT_LABEL] = launch.commit[:LABEL_VALUE_MAX]
             annotations[REPO_ANNOTATION] = _literal(launch.repo_url)
         annotations[RESOURCES_ANNOTATION] = _literal(
             json.dumps(resources.as_dict(), sort_keys=True)

@@ -13,7 +13,7 @@ import pytest
 from kubernetes_asyncio import client
 from tornado.httpclient import AsyncHTTPClient
 
-from hubext import names
+from hubext import known, names
 from hubext.resources import ResourceFileError, ResourcePolicy, parse_resources
 from tests.fixtures.hubext_hub import HEAD_SHA, POLICY, REPO, SHA
 from tests.helpers.launch import (
@@ -224,6 +224,44 @@ async def test_smallest_requests_reach_the_pod(hubext_hub, core, forge, k8s_name
     resources = _container(pod).resources
     assert resources.requests == {"cpu": "1m", "memory": str(1024**2)}
     assert resources.limits == {"cpu": "8", "memory": str(16 * 1024**3)}
+
+
+async def test_a_sha256_commit_launches(hubext_hub, core, forge, k8s_namespace):
+    """A SHA-256 repository's commit (64 characters) is longer than a label
+    value may be: the pod carries its first 63, and the record all of it."""
+    sha = "5e" * 32
+    forge.add(REPO, sha, ".resources", b"cpul=2\n")
+    hub = await hubext_hub()
+    await hub.api("POST", "/users/erin")
+    name = await _launch_ok(hub, "erin", binder_user_options(REPO, sha))
+    [pod] = await _pods(core, k8s_namespace, "erin")
+    assert pod.metadata.labels["hubext/commit"] == sha[:63]
+    assert _container(pod).resources.limits["cpu"] == "2"
+    code, user = await hub.api("GET", "/users/erin")
+    assert code == 200 and name in user["servers"]
+    assert any(f"ref={sha}" in uri for _, uri, _ in forge.requests)
+
+
+async def test_the_sites_provider_prefixes_and_fallback_reach_the_launch(
+    hubext_hub, core, forge, k8s_namespace
+):
+    """An extra BinderHub prefix the site maps to GitHub reads `.resources`;
+    with `on_error = "defaults"`, a launch from a provider without commits
+    (Zenodo) starts with the site's defaults instead of being refused."""
+    hub = await hubext_hub(
+        hub_config='c.RepoFileFetcher.provider_prefixes = {"gh": "github", '
+        '"ghx": "github"}\nc.RepoFileFetcher.on_error = "defaults"\n'
+    )
+    await hub.api("POST", "/users/finn")
+    await _launch_ok(hub, "finn", binder_user_options(REPO, SHA, prefix="ghx"))
+    [pod] = await _pods(core, k8s_namespace, "finn")
+    assert _container(pod).resources.limits["cpu"] == "4"  # RESOURCES at SHA
+    zenodo = binder_user_options(REPO, SHA, prefix="zenodo")
+    zenodo["binder_persistent_request"] = "v2/zenodo/10.5281/zenodo.3242074/"
+    await _launch_ok(hub, "finn", zenodo)
+    pods = await _pods(core, k8s_namespace, "finn")
+    limits = sorted(_container(p).resources.limits["cpu"] for p in pods)
+    assert limits == ["4", "8"]  # the second: the site's default limit
 
 
 @pytest.mark.hub_version
@@ -466,3 +504,20 @@ async def test_a_known_claim_and_key_cost_no_api_requests(
     code, model = await hub.api("GET", "/users/alice")
     assert code == 200, model
     assert name in model["servers"]
+
+
+async def test_a_watch_that_ended_is_not_trusted(kube_api, core, k8s_namespace):
+    """The hub's watch of claims, run against the API server: trusted while
+    it watches, not once its task has ended. A reflector gives up (ends its
+    task) after about 50 s of failed reconnects; here the task is ended
+    outright. A launch then asks the API server, and starts a new watch."""
+    reflector = known.ClaimReflector(namespace=k8s_namespace)
+    reflector.api = client.CoreV1Api(kube_api)
+    assert not known.watching(reflector)
+    await reflector.start()
+    await asyncio.wait_for(reflector.first_load_future, 30)
+    assert known.watching(reflector)
+    reflector.watch_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reflector.watch_task
+    assert not known.watching(reflector)

@@ -248,6 +248,14 @@ class RepoFileFetcher(LoggingConfigurable):
         except RepoFileError as e:
             return self._on_error(e)
 
+    def launch_ref(self, user_options: dict):
+        """The launched repo@commit, with this hub's provider prefixes; None
+        when it cannot be read and ``on_error`` is "defaults"."""
+        try:
+            return parse_launch(user_options, self.provider_prefixes)
+        except RepoFileError as e:
+            return self._on_error(e)
+
     def _lookup(self, user_options, path):
         """The launch's ref, host and cache key, and its cached answer or
         `NOT_CACHED`; a host no longer allowed is refused here, cached or not."""
