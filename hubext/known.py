@@ -14,20 +14,21 @@ the API server, and the next one that must starts the watch again. So does an ob
 user's: only a claim or Secret that is plainly the user's own is taken
 from the set.
 
-Watched Secrets are kept without their private key: the reflector stores
-each one with its metadata and public key only, so the hub's memory holds
-no user's private key beyond the launch that makes it.
+Secrets are watched as metadata only: the API server sends no Secret's
+data to the watch, and the public key comes from an annotation on the
+Secret, so the hub's memory holds no user's private key beyond the launch
+that makes it.
 """
 
 from __future__ import annotations
 
-import base64
+import json
 
 from kubespawner.reflector import ResourceReflector
 from traitlets import validate
 
 from .names import MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_ANNOTATION
-from .sshkeys import PRIVATE_KEY, PUBLIC_KEY
+from .sshkeys import PUBLIC_KEY_ANNOTATION
 
 HUBEXT_OBJECTS = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
 
@@ -40,37 +41,114 @@ class ClaimReflector(ResourceReflector):
     labels = HUBEXT_OBJECTS
 
 
-def _public_part(secret: dict) -> dict:
-    """A Secret without its private key: metadata, public key, and whether
-    it holds a private key at all."""
-    data = secret.get("data") or {}
-    return {
-        "metadata": secret.get("metadata") or {},
-        "public_key": data.get(PUBLIC_KEY) or "",
-        "has_private_key": bool(data.get(PRIVATE_KEY)),
-    }
+#: What the watch of key Secrets asks for: each Secret's metadata only
+#: (`PartialObjectMetadata`), never its data.
+METADATA_ONLY = (
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,"
+    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+)
+_QUERY_NAMES = {
+    "label_selector": "labelSelector",
+    "field_selector": "fieldSelector",
+    "resource_version": "resourceVersion",
+    "resource_version_match": "resourceVersionMatch",
+    "timeout_seconds": "timeoutSeconds",
+    "watch": "watch",
+}
 
 
-class _PublicParts(dict):
-    """The reflector's store: every Secret put in is kept without its key."""
+class SecretMetadataApi:
+    """Lists and watches Secrets as metadata only.
 
-    def __setitem__(self, key, secret):
-        super().__setitem__(key, _public_part(secret))
+    The client's own `list_namespaced_secret` always asks for whole Secrets
+    (it overwrites any `Accept` header), so each re-list of the watch, every
+    10 to 30 s, would bring every user's private key into the hub: 5,000
+    users' Secrets take 150 ms of the hub's event loop to decode, their
+    metadata a fraction of that.
+    """
+
+    def __init__(self, core_api):
+        self.api_client = core_api.api_client
+
+    async def list_namespaced_secret_metadata(
+        self, namespace, _preload_content=False, _request_timeout=None, **params
+    ):
+        """The answer to a list (`watch` unset) or a watch of the Secrets'
+        metadata, unread, as the reflector expects it."""
+        query = [
+            (_QUERY_NAMES.get(key, key), value)
+            for key, value in params.items()
+            if value not in (None, "")
+        ]
+        response = await self.api_client.call_api(
+            "/api/v1/namespaces/{namespace}/secrets",
+            "GET",
+            path_params={"namespace": namespace},
+            query_params=query,
+            header_params={"Accept": METADATA_ONLY},
+            response_types_map={},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=_request_timeout,
+            _return_http_data_only=True,
+        )
+        if params.get("watch"):
+            return response
+        async with response:
+            body = await response.read()
+        return _ListAnswer(response, body)
+
+
+class _ListAnswer:
+    """A read list answer whose `items` is always a list: the API server
+    leaves `items` out of an empty metadata list, where the reflector
+    expects `[]`."""
+
+    def __init__(self, response, body: bytes):
+        self.ok, self.status, self.reason = (
+            response.ok,
+            response.status,
+            response.reason,
+        )
+        if self.ok:
+            listed = json.loads(body)
+            if listed.get("items") is None:
+                listed["items"] = []
+                body = json.dumps(listed).encode()
+        self._body = body
+
+    async def read(self) -> bytes:
+        return self._body
+
+    async def json(self):
+        return json.loads(self._body)
+
+
+class _MetadataOnly(dict):
+    """The reflector's store: whatever arrives, only its metadata is kept
+    (a server that ignored the `Accept` header still leaves no key here)."""
+
+    def __setitem__(self, key, obj):
+        super().__setitem__(key, {"metadata": (obj or {}).get("metadata") or {}})
 
 
 class KeySecretReflector(ResourceReflector):
-    """hubext's SSH key Secrets in the spawner's namespace, private keys
-    dropped as they arrive."""
+    """hubext's SSH key Secrets in the spawner's namespace, as metadata: the
+    owner and the public key (`PUBLIC_KEY_ANNOTATION`), never the private key."""
 
     kind = "secrets"
-    list_method_name = "list_namespaced_secret"
+    list_method_name = "list_namespaced_secret_metadata"
     labels = HUBEXT_OBJECTS
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.api = SecretMetadataApi(self.api)
+
     @validate("resources")
-    def _drop_private_keys(self, proposal):
-        store = _PublicParts()
-        for key, secret in proposal["value"].items():
-            store[key] = secret
+    def _keep_metadata_only(self, proposal):
+        store = _MetadataOnly()
+        for key, obj in proposal["value"].items():
+            store[key] = obj
         return store
 
 
@@ -115,15 +193,12 @@ def known_claim(reflector, namespace: str, name: str, username: str) -> bool:
 
 def known_public_key(reflector, namespace: str, name: str, username: str):
     """`username`'s public key from the watched Secret `name`, or None
-    (then ask the API server, which also explains any problem)."""
+    (then ask the API server, which also explains any problem, and records
+    the key on a Secret made before it was recorded)."""
     if reflector is None:
         return None
     secret = reflector.resources.get(f"{namespace}/{name}")
-    if not _plainly_owned(secret, username) or not secret["has_private_key"]:
+    if not _plainly_owned(secret, username):
         return None
-    if not secret["public_key"]:
-        return None
-    try:
-        return base64.b64decode(secret["public_key"], validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return None
+    key = (secret["metadata"].get("annotations") or {}).get(PUBLIC_KEY_ANNOTATION)
+    return key if isinstance(key, str) and key.startswith("ssh-") else None

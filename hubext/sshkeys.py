@@ -35,6 +35,9 @@ from .names import check_owner, owner_annotations, user_labels
 
 PRIVATE_KEY = "ssh.priv"
 PUBLIC_KEY = "ssh.pub"
+#: The public key again, as an annotation: what the hub's watch of key
+#: Secrets reads, since it asks for metadata only.
+PUBLIC_KEY_ANNOTATION = "hubext/ssh-public-key"
 
 KEY_TYPES = ("ed25519", "rsa-4096", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521")
 DEFAULT_KEY_TYPE = "ed25519"
@@ -114,8 +117,9 @@ def make_ssh_secret(
 ) -> dict:
     """The manifest of the user's SSH Secret (type Opaque), as a plain dict.
 
-    Keys `ssh.priv` and `ssh.pub`, base64 in `data`. The exact username is
-    recorded in an annotation that `annotations` cannot override. The Secret
+    Keys `ssh.priv` and `ssh.pub`, base64 in `data`. The exact username and
+    the public key are recorded in annotations that `annotations` cannot
+    override: the hub's watch of key Secrets reads metadata only. The Secret
     is immutable: a key is never changed in place (a new key means deleting
     the Secret), and kubelets need not watch thousands of user Secrets.
     """
@@ -127,7 +131,11 @@ def make_ssh_secret(
         "metadata": {
             "name": name,
             "labels": {**user_labels(username), **(labels or {})},
-            "annotations": {**(annotations or {}), **owner_annotations(username)},
+            "annotations": {
+                **(annotations or {}),
+                **owner_annotations(username),
+                PUBLIC_KEY_ANNOTATION: public,
+            },
         },
         "data": {PRIVATE_KEY: _b64(private), PUBLIC_KEY: _b64(public)},
     }

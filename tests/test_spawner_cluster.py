@@ -7,13 +7,14 @@ loopback GitHub API stand-in.
 
 import asyncio
 import base64
+import json
 
 import kubernetes_validate
 import pytest
 from kubernetes_asyncio import client
 from tornado.httpclient import AsyncHTTPClient
 
-from hubext import known, names
+from hubext import known, names, sshkeys
 from hubext.resources import ResourceFileError, ResourcePolicy, parse_resources
 from tests.fixtures.hubext_hub import HEAD_SHA, POLICY, REPO, SHA
 from tests.helpers.launch import (
@@ -521,3 +522,48 @@ async def test_a_watch_that_ended_is_not_trusted(kube_api, core, k8s_namespace):
     with pytest.raises(asyncio.CancelledError):
         await reflector.watch_task
     assert not known.watching(reflector)
+
+
+async def test_the_watch_of_key_secrets_never_receives_a_private_key(
+    kube_api, k8s_namespace
+):
+    """The API server answers the watch's list and its events with metadata
+    only; the public key comes from the Secret's annotation."""
+    core = client.CoreV1Api(kube_api)
+    public = await sshkeys.ensure_ssh_secret(core, k8s_namespace, "gil-ssh-key", "gil")
+    api = known.SecretMetadataApi(core)
+    response = await api.list_namespaced_secret_metadata(
+        k8s_namespace, label_selector="app.kubernetes.io/managed-by=hubext"
+    )
+    listed = json.loads(await response.read())
+    assert listed["kind"] == "PartialObjectMetadataList"
+    [item] = listed["items"]
+    assert set(item) == {"kind", "apiVersion", "metadata"}, item
+    stored = await core.read_namespaced_secret("gil-ssh-key", k8s_namespace)
+    assert stored.data["ssh.priv"] not in json.dumps(listed)
+
+    reflector = known.KeySecretReflector(namespace=k8s_namespace)
+    reflector.api = known.SecretMetadataApi(core)
+    await reflector.start()
+    try:
+        await asyncio.wait_for(reflector.first_load_future, 30)
+        assert known.unseen(reflector, k8s_namespace, "hal-ssh-key")
+        await sshkeys.ensure_ssh_secret(core, k8s_namespace, "hal-ssh-key", "hal")
+
+        async def seen():
+            return not known.unseen(reflector, k8s_namespace, "hal-ssh-key")
+
+        await wait_for(seen, 30, "the watch sees hal's new Secret")
+        for key in ("gil", "hal"):
+            held = reflector.resources[f"{k8s_namespace}/{key}-ssh-key"]
+            assert set(held) == {"metadata"}
+        assert (
+            known.known_public_key(reflector, k8s_namespace, "gil-ssh-key", "gil")
+            == public
+        )
+        # another user's Secret is never handed out
+        assert not known.known_public_key(
+            reflector, k8s_namespace, "gil-ssh-key", "hal"
+        )
+    finally:
+        await reflector.stop()

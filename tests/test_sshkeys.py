@@ -106,7 +106,11 @@ def test_secret_manifest_is_exactly_this():
         "PRIVATE\n",
         "ssh-ed25519 AAAA alice@hubext\n",
         labels={"team": "bio"},
-        annotations={"hubext/username": "eve", "note": "n"},
+        annotations={
+            "hubext/username": "eve",
+            "hubext/ssh-public-key": "ssh-ed25519 EVE",
+            "note": "n",
+        },
     )
     assert json.loads(json.dumps(manifest)) == {
         "apiVersion": "v1",
@@ -120,7 +124,11 @@ def test_secret_manifest_is_exactly_this():
                 "hubext/username": "alice---3bc51062",
                 "team": "bio",
             },
-            "annotations": {"hubext/username": "Alice", "note": "n"},
+            "annotations": {
+                "hubext/username": "Alice",
+                "hubext/ssh-public-key": "ssh-ed25519 AAAA alice@hubext\n",
+                "note": "n",
+            },
         },
         "data": {
             "ssh.priv": base64.b64encode(b"PRIVATE\n").decode(),
