@@ -9,10 +9,11 @@ label), and a launch whose object is in the watched set skips the requests.
 
 The watch keeps the set right: an object an admin deletes leaves it within
 moments, and the next launch creates it again through the usual 409-safe
-path. A watch that has given up is not trusted (`watching`): launches ask
-the API server, and the next one that must starts the watch again. So does an object that is being deleted, or one recorded as another
+path. So does an object that is being deleted, or one recorded as another
 user's: only a claim or Secret that is plainly the user's own is taken
-from the set.
+from the set. A watch that has given up is not trusted (`watching`):
+launches ask the API server, and the next one that must starts the watch
+again.
 
 Secrets are watched as metadata only: the API server sends no Secret's
 data to the watch, and the public key comes from an annotation on the
@@ -110,11 +111,12 @@ class _ListAnswer:
             response.status,
             response.reason,
         )
-        if self.ok:
+        # an empty list comes with `"items":null` (or none): only then is it
+        # decoded here, so a list of every user's Secret is decoded once
+        if self.ok and (b'"items"' not in body or b'"items":null' in body):
             listed = json.loads(body)
-            if listed.get("items") is None:
-                listed["items"] = []
-                body = json.dumps(listed).encode()
+            listed["items"] = []
+            body = json.dumps(listed).encode()
         self._body = body
 
     async def read(self) -> bytes:
@@ -193,8 +195,8 @@ def known_claim(reflector, namespace: str, name: str, username: str) -> bool:
 
 def known_public_key(reflector, namespace: str, name: str, username: str):
     """`username`'s public key from the watched Secret `name`, or None
-    (then ask the API server, which also explains any problem, and records
-    the key on a Secret made before it was recorded)."""
+    (then ask the API server, which also explains any problem; a Secret
+    made before the key was recorded in its annotation is always read)."""
     if reflector is None:
         return None
     secret = reflector.resources.get(f"{namespace}/{name}")
